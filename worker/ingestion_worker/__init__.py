@@ -1,0 +1,1 @@
+"""Document ingestion: the five-step pipeline, its Temporal workflow, the legacy path."""

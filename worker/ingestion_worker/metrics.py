@@ -1,0 +1,50 @@
+"""The worker-side metric contract (exact names: the operator's default queries use them).
+
+- ingestion_db_connection_errors_total{database}: feeds the "DB errors per minute" rollback rule.
+- ingestion_activity_duration_seconds{activity}
+- ingestion_activity_failures_total{activity,error_type}
+- temporal_task_queue_backlog{task_queue}: feeds the backlog rollback rule.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from prometheus_client import Counter, Gauge, Histogram
+
+DB_CONNECTION_ERRORS = Counter(
+    "ingestion_db_connection_errors_total",
+    "Failed attempts to reach a database (connection refused, lost, timed out).",
+    ["database"],
+)
+ACTIVITY_DURATION = Histogram(
+    "ingestion_activity_duration_seconds",
+    "Wall time of one pipeline step attempt.",
+    ["activity"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+)
+ACTIVITY_FAILURES = Counter(
+    "ingestion_activity_failures_total",
+    "Failed pipeline step attempts, by error type.",
+    ["activity", "error_type"],
+)
+TASK_QUEUE_BACKLOG = Gauge(
+    "temporal_task_queue_backlog",
+    "Tasks waiting in the Temporal task queue (workflow + activity), refreshed periodically.",
+    ["task_queue"],
+)
+
+
+@contextmanager
+def observe_step(activity: str) -> Iterator[None]:
+    """Time a step attempt and count its failure by the exception's class name."""
+    started = time.perf_counter()
+    try:
+        yield
+    except BaseException as exc:
+        ACTIVITY_FAILURES.labels(activity, type(exc).__name__).inc()
+        raise
+    finally:
+        ACTIVITY_DURATION.labels(activity).observe(time.perf_counter() - started)
