@@ -9,10 +9,13 @@ the same names as the legacy path.
 from __future__ import annotations
 
 import base64
+import contextlib
+import contextvars
 import functools
 import random
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, ParamSpec, TypeVar
 
 from temporalio import activity
@@ -119,6 +122,10 @@ class IngestionActivities:
     @activity.defn(name="write_graph")
     @as_application_errors("write_graph")
     def write_graph(self, request: WriteGraphInput) -> WriteGraphResult:
+        with keep_alive():
+            return self._write_graph(request)
+
+    def _write_graph(self, request: WriteGraphInput) -> WriteGraphResult:
         self._inject_fault(request)
         chunks = decode_chunks(self._p.store.read_blob_text(request.chunks))
         self._p.write(
@@ -128,6 +135,7 @@ class IngestionActivities:
             parsed_hash=request.content_hash,
             chunks=chunks,
             entities=request.entities,
+            on_progress=_heartbeat,
         )
         return WriteGraphResult(chunk_count=len(chunks), entity_count=len(request.entities))
 
@@ -148,13 +156,46 @@ class IngestionActivities:
     def _inject_fault(self, request: WriteGraphInput) -> None:
         """Chaos for demos and drills: fail or slow a share of documents on this path only."""
         settings = self._p.settings
-        if settings.fault_delay_seconds > 0:
-            time.sleep(settings.fault_delay_seconds)
+        deadline = time.monotonic() + settings.fault_delay_seconds
+        while time.monotonic() < deadline:  # heartbeating, so a killed worker is noticed
+            _heartbeat()
+            time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
         rate = settings.fault_failure_rate
         if rate > 0 and random.Random(request.document_id).random() < rate:
             raise InjectedFaultError(f"injected fault for {request.source}/{request.document_id}")
 
 
+@contextlib.contextmanager
+def keep_alive(every: float = 2.0) -> Iterator[None]:
+    """Heartbeat from a side thread while the step blocks in I/O.
+
+    The heartbeat timeout is there to notice a dead worker quickly; a live one
+    waiting on a slow database must not be mistaken for dead.
+    """
+    if not activity.in_activity():
+        yield
+        return
+    done = threading.Event()
+    context = contextvars.copy_context()
+
+    def beat() -> None:
+        while not done.wait(every):
+            context.run(activity.heartbeat)
+
+    thread = threading.Thread(target=beat, name="heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+
+
 def _heartbeat_progress(read_bytes: int) -> None:
     if activity.in_activity():
         activity.heartbeat(read_bytes)
+
+
+def _heartbeat() -> None:
+    if activity.in_activity():
+        activity.heartbeat()

@@ -17,7 +17,7 @@ batched under the bound and an oversized chunk is written in pieces.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -128,6 +128,7 @@ class GraphWriter:
         self._label = metric_label
         self._owns_driver = owns_driver
         self._max_message = max_message_bytes
+        self._progress: Callable[[], None] | None = None
 
     @classmethod
     def connect(
@@ -145,6 +146,8 @@ class GraphWriter:
             auth=auth,
             connection_timeout=connection_timeout,
             connection_acquisition_timeout=connection_timeout * 2,
+            # Temporal's retry policy owns retrying; the driver only rides out blips.
+            max_transaction_retry_time=connection_timeout * 2,
         )
         return cls(driver, database, max_message_bytes=max_message_bytes)
 
@@ -172,7 +175,10 @@ class GraphWriter:
         content_hash: str,
         chunks: list[ChunkRecord],
         entities: list[Entity],
+        on_progress: Callable[[], None] | None = None,
     ) -> None:
+        """Upsert the document, its chunks and mentions; `on_progress` after each request."""
+        self._progress = on_progress
         uid = document_uid(source, document_id)
         self._run(
             _UPSERT_DOCUMENT,
@@ -251,6 +257,8 @@ class GraphWriter:
     def _run(self, query: str, params: dict[str, Any]) -> list[neo4j.Record]:
         try:
             records, _, _ = self._driver.execute_query(query, params, database_=self._database)
+            if self._progress is not None:
+                self._progress()
             return records
         except (neo4j.exceptions.ServiceUnavailable, neo4j.exceptions.SessionExpired) as exc:
             DB_CONNECTION_ERRORS.labels(self._label).inc()

@@ -7,6 +7,7 @@ same vectors, same graph.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,6 +82,7 @@ class Pipeline:
         parsed_hash: str,
         chunks: list[ChunkRecord],
         entities: list[Entity],
+        on_progress: Callable[[], None] | None = None,
     ) -> None:
         self.graph.write_document(
             source=source,
@@ -89,6 +91,7 @@ class Pipeline:
             content_hash=parsed_hash,
             chunks=chunks,
             entities=entities,
+            on_progress=on_progress,
         )
 
     def close(self) -> None:

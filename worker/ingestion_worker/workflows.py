@@ -14,7 +14,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from ingestion_worker.activities import IngestionActivities
@@ -65,8 +65,11 @@ STEPS: dict[str, StepOptions] = {
     "download": StepOptions(3, timedelta(minutes=5), heartbeat=timedelta(seconds=30)),
     "parse": StepOptions(3, timedelta(minutes=5), local=True),
     "extract_entities": StepOptions(3, timedelta(minutes=2), local=True),
-    "embed": StepOptions(5, timedelta(minutes=5), local=True),
-    "write_graph": StepOptions(3, timedelta(minutes=5)),
+    # Rate limits are transient: more attempts, quick first retry.
+    "embed": StepOptions(
+        5, timedelta(minutes=5), local=True, initial_interval=timedelta(seconds=0.5)
+    ),
+    "write_graph": StepOptions(3, timedelta(minutes=5), heartbeat=timedelta(seconds=10)),
 }
 
 
@@ -97,11 +100,11 @@ class DocumentIngestionWorkflow:
         artifacts: list[Blob] = []
         try:
             result = await self._ingest(request, artifacts)
-        except ActivityError as err:
-            cause = err.cause
-            if isinstance(cause, ApplicationError):
-                return self._failed(request, cause.type or "ApplicationError", cause.message)
-            return self._failed(request, type(cause).__name__, str(cause or err))
+        except FailureError as err:  # activity errors; local ones arrive unwrapped
+            failure = err.cause if isinstance(err, ActivityError) and err.cause else err
+            if isinstance(failure, ApplicationError):
+                return self._failed(request, failure.type or "ApplicationError", failure.message)
+            return self._failed(request, type(failure).__name__, str(failure))
         except ValidationError as err:
             return self._failed(request, "ValidationError", str(err))
         finally:
