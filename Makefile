@@ -31,6 +31,8 @@ integration: venv
 
 bench: venv
 	$(PY) bench/pipeline_bench.py
+	$(PY) bench/api_bench.py
+	$(PY) bench/routing_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,82 @@
+"""Provider selection, query overrides and result translation: the parts of metric
+fetching that need no server (the Prometheus round trips are integration tests)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from ingestion_operator.analysis import Measurement, default_queries, resolve_queries
+from ingestion_operator.metricproviders import PrometheusProvider, make_provider
+from ingestion_operator.metricproviders.prometheus import to_measurement
+
+
+def test_make_provider_builds_a_registered_kind() -> None:
+    provider = make_provider("prometheus", url="http://prometheus:9090/", timeout=2.0)
+    assert isinstance(provider, PrometheusProvider)
+    assert provider.url == "http://prometheus:9090"
+    assert provider.timeout == 2.0
+
+
+def test_make_provider_rejects_an_unknown_kind_naming_the_known_ones() -> None:
+    with pytest.raises(ValueError, match=r"unknown metric provider 'datadog'; known: prometheus"):
+        make_provider("datadog", url="http://x")
+
+
+def test_resolve_queries_applies_overrides() -> None:
+    defaults = default_queries("2m", 0.99)
+    resolved = resolve_queries(defaults, {"queueDepth": "max(my_backlog)"})
+    assert resolved["queueDepth"] == "max(my_backlog)"
+    assert resolved["errorRate"] == defaults["errorRate"]
+    assert defaults["queueDepth"] == "max(temporal_task_queue_backlog)"  # not mutated
+
+
+def test_resolve_queries_rejects_unknown_and_empty_overrides() -> None:
+    defaults = default_queries("2m", 0.99)
+    with pytest.raises(ValueError, match=r"unknown query overrides \['errorRatio'\]"):
+        resolve_queries(defaults, {"errorRatio": "vector(1)"})
+    with pytest.raises(ValueError, match="empty"):
+        resolve_queries(defaults, {"errorRate": "  "})
+
+
+def test_default_queries_follow_the_metric_contract() -> None:
+    queries = default_queries("5m", 0.95, "document-ingestion", labels={"namespace": 'a"b'})
+    assert set(queries) == {
+        "sampleCount",
+        "errorRate",
+        "latencyRatio",
+        "queueDepth",
+        "dbConnectionErrorsPerMinute",
+    }
+    assert queries["sampleCount"] == (
+        'sum(increase(ingestion_documents_total{namespace="a\\"b",path="temporal"}[5m]))'
+    )
+    assert "histogram_quantile(0.95, sum by (le)" in queries["latencyRatio"]
+    assert 'task_queue="document-ingestion"' in queries["queueDepth"]
+    assert queries["dbConnectionErrorsPerMinute"].endswith("* 60 or vector(0)")
+    assert "or vector(0)) / sum(" in queries["errorRate"]  # no failure series yet means 0
+
+
+@pytest.mark.parametrize("window", ["", "2", "2 m", "two minutes", "2m;drop"])
+def test_default_queries_reject_bad_windows(window: str) -> None:
+    with pytest.raises(ValueError, match="window"):
+        default_queries(window, 0.99)
+
+
+def test_default_queries_reject_bad_quantiles() -> None:
+    with pytest.raises(ValueError, match="quantile"):
+        default_queries("2m", 99)
+
+
+def test_to_measurement_translates_each_result_shape() -> None:
+    assert to_measurement([]) == Measurement(None)
+    assert to_measurement([1.7e9, "2"]) == Measurement(2.0)  # a scalar
+    assert to_measurement([{"metric": {}, "value": [1.7e9, "0.08"]}]) == Measurement(0.08)
+    nan = to_measurement([{"metric": {}, "value": [1.7e9, "NaN"]}]).value
+    assert nan is not None and math.isnan(nan)
+    two = [{"metric": {"job": "a"}, "value": [0, "1"]}, {"metric": {"job": "b"}, "value": [0, "1"]}]
+    error = to_measurement(two).error
+    assert error is not None and "2 series" in error and "aggregate" in error
+    ranged = to_measurement([{"metric": {}, "values": [[0, "1"]]}]).error
+    assert ranged is not None and "range vector" in ranged
+    assert to_measurement({"weird": True}).error is not None
