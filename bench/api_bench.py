@@ -25,14 +25,13 @@ import os
 import statistics
 import sys
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack, asynccontextmanager
 
 import aiohttp
 import boto3
-from _stats import percentile
+from _stats import percentile, settings_for
 from aiohttp import web
 from ingestion_api.app import make_app
 from ingestion_api.routing import RoutingConfig
@@ -49,22 +48,6 @@ from temporalio.client import Client
 SOURCE = "bench"
 WARM_UP = 20
 BODY = (b"Invoice INV-2024-0001 for order ORD-12345 sent to jane@example.com. " * 30)[:2000]
-
-
-def settings_for(
-    temporal: TemporalDevServer, s3: S3Server, graph: FalkorDBServer
-) -> WorkerSettings:
-    return WorkerSettings(
-        temporal_address=temporal.address,
-        task_queue=f"api-bench-{uuid.uuid4().hex[:6]}",
-        s3_endpoint_url=s3.endpoint_url,
-        documents_bucket="bench-documents",
-        artifact_bucket="bench-artifacts",
-        neo4j_uri=graph.bolt_uri,
-        neo4j_max_message_bytes=4000,  # FalkorDB's Bolt port: see graph.py
-        embedding_dimensions=256,
-        metrics_port=0,
-    )
 
 
 def upload(s3: S3Server, settings: WorkerSettings, ids: list[str]) -> None:
@@ -136,7 +119,14 @@ async def run_paths(
     temporal: TemporalDevServer, s3: S3Server, graph: FalkorDBServer, count: int
 ) -> dict[str, dict[str, list[float]]]:
     """Both paths against one worker, one pipeline, two replicas."""
-    settings = settings_for(temporal, s3, graph)
+    settings = settings_for(
+        temporal,
+        s3,
+        graph,
+        documents_bucket="bench-documents",
+        artifact_bucket="bench-artifacts",
+        embedding_dimensions=256,
+    )
     per_path = 2 * (count + WARM_UP)
     ids = {path: [f"{path}-{i}" for i in range(per_path)] for path in ("legacy", "temporal")}
     upload(s3, settings, ids["legacy"] + ids["temporal"])

@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 import boto3
-from _stats import percentile
+from _stats import percentile, settings_for
 from ingestion_sandbox.services import FalkorDBServer, S3Server, TemporalDevServer
 from ingestion_worker.client import start_ingestion
 from ingestion_worker.legacy import ingest_legacy
@@ -67,19 +67,6 @@ async def measure(
     started = time.perf_counter()
     await asyncio.gather(*(lane() for _ in range(concurrency)))
     return latencies, count / (time.perf_counter() - started)
-
-
-def settings_for(
-    temporal: TemporalDevServer, s3: S3Server, graph: FalkorDBServer
-) -> WorkerSettings:
-    return WorkerSettings(
-        temporal_address=temporal.address,
-        task_queue=f"bench-{uuid.uuid4().hex[:6]}",
-        s3_endpoint_url=s3.endpoint_url,
-        neo4j_uri=graph.bolt_uri,
-        neo4j_max_message_bytes=4000,  # FalkorDB's Bolt port: see graph.py
-        metrics_port=0,
-    )
 
 
 def start_worker(settings: WorkerSettings) -> subprocess.Popen[bytes]:

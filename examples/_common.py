@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+from collections.abc import Callable, Coroutine
+from typing import Any, NoReturn
 
+from ingestion_worker.process import exit_now
 from ingestion_worker.settings import get_settings
 from temporalio.client import Client
 
@@ -21,3 +25,9 @@ async def connect() -> Client:
 
 def task_queue() -> str:
     return get_settings().task_queue
+
+
+def run(main: Callable[[], Coroutine[Any, Any, int | None]]) -> NoReturn:
+    """Run an example and exit with its code (see ingestion_worker.process: the SDK can
+    crash during interpreter teardown, which would hide the example's own exit code)."""
+    exit_now(asyncio.run(main()) or 0)

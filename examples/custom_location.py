@@ -5,9 +5,7 @@ python examples/custom_location.py --document-id q3 --bucket reports --key 2024/
 
 from __future__ import annotations
 
-import asyncio
-
-from _common import connect, parser, task_queue
+from _common import connect, parser, run, task_queue
 from ingestion_worker.client import start_ingestion
 from ingestion_worker.models import IngestDocumentInput
 
@@ -25,4 +23,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run(main)

@@ -5,10 +5,7 @@ python examples/handle_errors.py --document-id does-not-exist
 
 from __future__ import annotations
 
-import asyncio
-import sys
-
-from _common import connect, parser, task_queue
+from _common import connect, parser, run, task_queue
 from ingestion_worker.client import start_ingestion
 from ingestion_worker.models import IngestDocumentInput, IngestionStatus
 
@@ -32,4 +29,4 @@ async def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main()))
+    run(main)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 
-from _common import connect, parser, task_queue
+from _common import connect, parser, run, task_queue
 from ingestion_worker.client import start_ingestion
 from ingestion_worker.models import IngestDocumentInput, IngestionStatus
 from ingestion_worker.workflows import DocumentIngestionWorkflow
@@ -36,4 +36,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run(main)

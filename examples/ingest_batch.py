@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 
-from _common import connect, parser, task_queue
+from _common import connect, parser, run, task_queue
 from ingestion_worker.client import start_ingestion
 from ingestion_worker.models import IngestDocumentInput
 
@@ -31,4 +31,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run(main)

@@ -5,9 +5,7 @@ TEMPORAL_ADDRESS=localhost:7233 python examples/ingest_one.py --document-id doc-
 
 from __future__ import annotations
 
-import asyncio
-
-from _common import connect, parser, task_queue
+from _common import connect, parser, run, task_queue
 from ingestion_worker.client import start_ingestion
 from ingestion_worker.models import IngestDocumentInput
 
@@ -27,4 +25,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run(main)

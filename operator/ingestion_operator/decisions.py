@@ -100,7 +100,9 @@ def next_action(
             return _start(spec, RolloutState(), now, "Retry")
         return Decision(ActionKind.WAIT, state, "rolled back; annotate retry to start again")
     if state.phase == Phase.FAILED:
-        return Decision(ActionKind.WAIT, state, "failed; fix the spec")
+        if command == Command.RETRY:  # e.g. after the spec or a missing reference was fixed
+            return _start(spec, RolloutState(), now, "Retry")
+        return Decision(ActionKind.WAIT, state, "failed; fix the cause, then annotate retry")
     plan = spec.plan
     if state.percentage > spec.target_percentage:
         return _step_down(spec, state, now)

@@ -192,3 +192,10 @@ def test_raising_the_target_after_completion_resumes_from_where_it_stands():
     done = RolloutState(Phase.COMPLETED, 1, 50, T0)
     decision = next_action(RolloutSpec(), done, analysis(), T0 + timedelta(hours=1))
     assert decision.kind == ActionKind.RESUME and decision.percentage == 50
+
+
+def test_failed_waits_until_retried():
+    failed = RolloutState(Phase.FAILED, -1, 0, None)
+    assert next_action(SPEC, failed, analysis(), T0).kind == ActionKind.WAIT
+    retried = next_action(SPEC, failed, analysis(), T0, Command.RETRY)
+    assert retried.kind == ActionKind.START and retried.percentage == 10

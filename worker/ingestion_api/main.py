@@ -12,6 +12,7 @@ import signal
 
 from aiohttp import web
 from ingestion_worker.pipeline import build_pipeline
+from ingestion_worker.process import exit_now
 from ingestion_worker.settings import WorkerSettings, get_settings
 from temporalio.client import Client
 
@@ -82,6 +83,7 @@ async def serve(api: ApiSettings, worker: WorkerSettings) -> None:
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     asyncio.run(serve(get_api_settings(), get_settings()))
+    exit_now(0)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from ingestion_worker.activities import IngestionActivities
 from ingestion_worker.backlog import task_queue_backlog
 from ingestion_worker.metrics import TASK_QUEUE_BACKLOG
 from ingestion_worker.pipeline import Pipeline, build_pipeline
+from ingestion_worker.process import exit_now
 from ingestion_worker.settings import WorkerSettings, get_settings
 from ingestion_worker.workflows import DocumentIngestionWorkflow
 
@@ -82,6 +83,7 @@ async def run(settings: WorkerSettings) -> None:
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     asyncio.run(run(get_settings()))
+    exit_now(0)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,37 @@
+"""The operator's settings: every knob, its default and its meaning.
+
+Loaded once from the environment by `get_settings()` (as the worker does), so a bad
+value fails at start-up with the variable's name rather than inside a timer.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+from ingestion_worker.envconfig import env_field, load_settings
+
+
+@dataclass(frozen=True)
+class OperatorSettings:
+    metrics_port: int = env_field(
+        "OPERATOR_METRICS_PORT", 9465, "Port of the operator's /metrics server; 0 disables."
+    )
+    namespace: str | None = env_field(
+        "OPERATOR_NAMESPACE", None, "Namespace to watch; unset watches all namespaces."
+    )
+    timer_interval_seconds: float = env_field(
+        "TIMER_INTERVAL_SECONDS",
+        5.0,
+        "How often each rollout is revisited; analysis runs when spec.analysis.interval "
+        "has elapsed since status.lastAnalysis.at.",
+    )
+    history_limit: int = env_field(
+        "HISTORY_LIMIT", 50, "Entries kept in status.history (the CRD allows at most 50)."
+    )
+
+
+@functools.cache
+def get_settings() -> OperatorSettings:
+    """The process's settings, read from the environment on first use."""
+    return load_settings(OperatorSettings)
