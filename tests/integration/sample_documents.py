@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import random
+from typing import Any
 
 import docx
 from fpdf import FPDF
@@ -24,6 +25,19 @@ def text_document(size: int = 10_000) -> bytes:
         paragraphs.append(f"Paragraph {i}. {BODY}")
         i += 1
     return "\n\n".join(paragraphs).encode()[:size]
+
+
+def put_text_documents(
+    s3: Any, bucket: str, ids: list[str], size: int = 2_000, source: str = "crm"
+) -> None:
+    """Text documents where the pipeline looks by default: documents/{source}/{id}."""
+    for document_id in ids:
+        s3.put_object(
+            Bucket=bucket,
+            Key=f"documents/{source}/{document_id}",
+            Body=text_document(size),
+            ContentType="text/plain",
+        )
 
 
 def markdown_document() -> bytes:

@@ -11,19 +11,9 @@ import pytest
 from ingestion_api.routing import RoutingConfig, should_use_temporal
 from ingestion_api.routing_source import ConfigMapRoutingSource, StaticRoutingSource
 from ingestion_worker.models import IngestionStatus
-from sample_documents import text_document
+from sample_documents import put_text_documents
 
 pytestmark = pytest.mark.asyncio
-
-
-def seed(s3: Any, bucket: str, ids: list[str]) -> None:
-    for document_id in ids:
-        s3.put_object(
-            Bucket=bucket,
-            Key=f"documents/crm/{document_id}",
-            Body=text_document(1_500),
-            ContentType="text/plain",
-        )
 
 
 @pytest.mark.parametrize("percentage", [0, 10, 50, 100])
@@ -33,7 +23,7 @@ async def test_documents_split_as_the_hash_says(
     # given an API at this percentage and 40 documents
     api = await start_api(StaticRoutingSource(RoutingConfig(percentage=percentage)))
     ids = [f"split-{percentage}-{i}" for i in range(40)]
-    seed(s3, bucket, ids)
+    put_text_documents(s3, bucket, ids)
     # when they are posted
     paths = {i: (await api.ingest(i, f"documents/crm/{i}"))["path"] for i in ids}
     await api.service.drain()
@@ -66,7 +56,7 @@ async def test_configmap_change_reroutes_the_next_request_on_two_replicas(
 
     replicas = [await start_api(source()), await start_api(source())]
     document = "moves-to-temporal"
-    seed(s3, bucket, [document])
+    put_text_documents(s3, bucket, [document])
     # when the operator writes 100%
     core.patch_namespaced_config_map(name, "default", {"data": {"temporalPercentage": "100"}})
     written = time.monotonic()
@@ -93,7 +83,7 @@ async def test_same_document_twice_returns_the_same_handle(
 ):
     # given a legacy-path document
     api = await start_api(StaticRoutingSource(RoutingConfig(percentage=0)))
-    seed(s3, bucket, ["twice"])
+    put_text_documents(s3, bucket, ["twice"])
     # when it is posted twice at once
     first, second = await asyncio.gather(
         api.ingest("twice", "documents/crm/twice"), api.ingest("twice", "documents/crm/twice")
@@ -141,7 +131,7 @@ async def test_overload_answers_429_with_retry_after_and_completes_all_accepted(
         StaticRoutingSource(RoutingConfig(percentage=100)), max_in_flight=4, retry_after_seconds=2
     )
     ids = [f"burst-{i}" for i in range(30)]
-    seed(s3, bucket, ids)
+    put_text_documents(s3, bucket, ids)
     # when 30 arrive at once
     answers = await asyncio.gather(
         *(api.post("/v1/documents", {"document_id": i, "source": "crm"}) for i in ids)
@@ -160,7 +150,7 @@ async def test_overload_answers_429_with_retry_after_and_completes_all_accepted(
 
 async def test_batch_accepts_each_document_on_its_own(start_api: Any, s3: Any, bucket: str):
     api = await start_api(StaticRoutingSource(RoutingConfig(percentage=50)))
-    seed(s3, bucket, ["b1", "b2"])
+    put_text_documents(s3, bucket, ["b1", "b2"])
     status, body, _ = await api.post(
         "/v1/documents:batch",
         {

@@ -29,7 +29,7 @@ from ingestion_api.routing import RoutingConfig
 from ingestion_api.routing_source import StaticRoutingSource
 from ingestion_worker.pipeline import Pipeline
 from ingestion_worker.storage import FetchedObject
-from sample_documents import text_document
+from sample_documents import put_text_documents
 
 pytestmark = pytest.mark.asyncio
 
@@ -53,16 +53,6 @@ class SlowPipeline(Pipeline):
         return super().fetch(bucket, key, **kwargs)
 
 
-def put_documents(s3: Any, bucket: str, ids: list[str]) -> None:
-    for document_id in ids:
-        s3.put_object(
-            Bucket=bucket,
-            Key=f"documents/crm/{document_id}",
-            Body=text_document(2_000),
-            ContentType="text/plain",
-        )
-
-
 async def ingest_all(replica: Any, ids: list[str], at_once: int = 4) -> None:
     """POST the documents `at_once` at a time, each group finished before the next."""
     for start in range(0, len(ids), at_once):
@@ -78,7 +68,7 @@ async def scraped_replica(
     replica = await start_api(routing=StaticRoutingSource(RoutingConfig(percentage=0)))
     if slow:
         replica.service.pipeline = SlowPipeline.around(replica.service.pipeline)
-    put_documents(s3, bucket, ["warm-up"])
+    put_text_documents(s3, bucket, ["warm-up"])
     await ingest_all(replica, ["warm-up"])
     for metric in (DOCUMENTS, DURATION, ERRORS):
         metric.clear()
@@ -116,7 +106,7 @@ async def test_failure_ratio_is_exactly_the_planted_one(
     # when 14 documents that exist and 6 that do not are ingested
     present = [f"ok-{i}" for i in range(14)]
     missing = [f"gone-{i}" for i in range(6)]
-    put_documents(s3, bucket, present)
+    put_text_documents(s3, bucket, present)
     await ingest_all(replica, present + missing)
     await replica.service.drain()
     await wait_for_value(prometheus, f"sum(ingestion_documents_total{{{sel}}})", 20)
@@ -142,7 +132,7 @@ async def test_latency_quantiles_show_the_planted_slow_documents(
     # when 40 fast and 2 slow documents (5 %) are ingested
     fast = [f"fast-{i}" for i in range(40)]
     slow = ["slow-1", "slow-2"]
-    put_documents(s3, bucket, fast + slow)
+    put_text_documents(s3, bucket, fast + slow)
     await ingest_all(replica, fast)
     await ingest_all(replica, slow)
     await replica.service.drain()
