@@ -50,6 +50,9 @@ CONDITIONS = {
     "RolledBack": (Phase.ROLLED_BACK,),
 }
 SETTINGS = get_settings()
+# Causes of phase Failed that the operator clears by itself once they are gone.
+INVALID_SPEC, MISSING_REFERENCE = "InvalidSpec", "MissingReference"
+LIVENESS: dict[str, str] = {}
 
 PERCENTAGE = prometheus_client.Gauge(
     "ingestionrollout_percentage", "Routing percentage applied", ["namespace", "name"]
@@ -77,6 +80,7 @@ class Tick:
     """Everything one timer run knows; passed around instead of long argument lists."""
 
     namespace: str
+    name: str
     now: datetime
     parsed: Parsed
     before: RolloutState
@@ -89,8 +93,14 @@ async def startup(logger: Any, **_: Any) -> None:
     """Credentials for our own client calls, and the /metrics endpoint."""
     await asyncio.to_thread(kube.configure)
     if SETTINGS.metrics_port:
-        prometheus_client.start_http_server(SETTINGS.metrics_port)
+        prometheus_client.start_http_server(SETTINGS.metrics_port, addr=SETTINGS.bind_address)
         logger.info("metrics on :%s/metrics", SETTINGS.metrics_port)
+
+
+@kopf.on.probe(id="lastReconcileAt")
+def last_reconcile(**_: Any) -> str | None:
+    """Shown by the liveness endpoint: when a reconcile last finished (None: not yet)."""
+    return LIVENESS.get("lastReconcileAt")
 
 
 @kopf.timer(GROUP, VERSION, PLURAL, interval=SETTINGS.timer_interval_seconds)
@@ -103,23 +113,59 @@ async def reconcile(
     stored = dict(status or {})
     parsed = parse(body)
     if isinstance(parsed, str):
-        mark_failed(body, stored, meta, patch, parsed)
+        mark_failed(body, stored, meta, patch, parsed, INVALID_SPEC)
         return
     before = RolloutState.from_status(stored)
+    if command is None and await cause_gone(parsed.spec, namespace, stored):
+        command = Command.RETRY  # level-based recovery: the fix itself is the signal
     analysis, backlog = None, None
     if command is not None or analysis_due(parsed.spec, before, stored, now):
         analysis, backlog = await analyse(parsed, now)
-    tick = Tick(namespace, now, parsed, before, analysis, backlog)
+    tick = Tick(namespace, str(meta.get("name")), now, parsed, before, analysis, backlog)
     decision = next_action(parsed.spec, before, analysis, now, command)
     try:
         await apply(tick, decision)
-    except kube.MissingReference as exc:  # nothing applied: the next tick retries
-        if stored.get("message") != str(exc):  # one Event per cause, not one per tick
-            patch.status["message"] = str(exc)
-            kopf.warn(body, reason="MissingReference", message=str(exc))
+    except kube.MissingReference as exc:
+        await route_to_legacy(tick, patch)
+        mark_failed(body, stored, meta, patch, str(exc), MISSING_REFERENCE)
         return
+    finally:
+        LIVENESS["lastReconcileAt"] = now.isoformat()
     write_status(tick, decision, stored, meta, patch)
     record(body, tick, decision)
+
+
+async def cause_gone(spec: RolloutSpec, namespace: str, stored: dict[str, Any]) -> bool:
+    """Failed for a cause that has since been fixed: the spec parses now (the caller got
+    this far), or every referenced ConfigMap and Deployment exists again."""
+    if stored.get("phase") != Phase.FAILED:
+        return False
+    if stored.get("reason") == INVALID_SPEC:
+        return True
+    if stored.get("reason") != MISSING_REFERENCE:
+        return False
+    try:
+        await kube.read_percentage(namespace, spec.configmap_name, spec.configmap_key)
+        for worker in spec.workers:
+            await kube.read_replicas(namespace, worker.deployment_name)
+    except kube.MissingReference:
+        return False
+    return True
+
+
+async def route_to_legacy(tick: Tick, patch: kopf.Patch) -> None:
+    """A worker Deployment or the ConfigMap vanished: send every document to the legacy
+    path if the ConfigMap is still there (no Temporal workers may be left to serve it)."""
+    spec = tick.parsed.spec
+    if tick.before.percentage == 0:
+        return
+    try:
+        await kube.write_percentage(tick.namespace, spec.configmap_name, spec.configmap_key, 0)
+    except kube.MissingReference:
+        return
+    patch.status["currentPercentage"] = 0
+    patch.status["currentStepIndex"] = -1
+    PERCENTAGE.labels(namespace=tick.namespace, name=tick.name).set(0)
 
 
 def take_command(annotations: dict[str, str], patch: kopf.Patch) -> Command | None:
@@ -150,17 +196,23 @@ def parse(body: kopf.Body) -> Parsed | str:
 
 
 def mark_failed(
-    body: kopf.Body, stored: dict[str, Any], meta: kopf.Meta, patch: kopf.Patch, message: str
+    body: kopf.Body,
+    stored: dict[str, Any],
+    meta: kopf.Meta,
+    patch: kopf.Patch,
+    message: str,
+    reason: str,
 ) -> None:
-    """Phase Failed with the reason, once: no exception, so no kopf retry loop."""
+    """Phase Failed with the cause, once: no exception, so no kopf retry loop."""
     if stored.get("phase") == Phase.FAILED and stored.get("message") == message:
         return
     patch.status["phase"] = Phase.FAILED.value
     patch.status["message"] = message
+    patch.status["reason"] = reason
     if meta.get("generation") is not None:
         patch.status["observedGeneration"] = int(meta["generation"])
     set_phase_metric(str(meta.get("namespace")), str(meta.get("name")), Phase.FAILED)
-    kopf.warn(body, reason="InvalidSpec", message=message[:1024])
+    kopf.warn(body, reason=reason, message=message[:1024])
 
 
 def analysis_due(
@@ -241,6 +293,8 @@ def status_fields(tick: Tick, decision: Decision, stored: dict[str, Any]) -> dic
         fields["stepStartedAt"] = state.step_started_at.isoformat()
     if tick.analysis is not None:
         fields["lastAnalysis"] = tick.analysis.to_status()
+    if state.phase != Phase.FAILED and stored.get("reason"):
+        fields["reason"] = None  # the failure's cause is gone
     if decision.kind != ActionKind.WAIT or tick.analysis is not None:
         fields["message"] = decision.message
     return fields

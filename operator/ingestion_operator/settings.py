@@ -17,6 +17,16 @@ class OperatorSettings:
     metrics_port: int = env_field(
         "OPERATOR_METRICS_PORT", 9465, "Port of the operator's /metrics server; 0 disables."
     )
+    liveness_port: int = env_field(
+        "OPERATOR_LIVENESS_PORT",
+        8080,
+        "Port of the liveness endpoint GET /healthz (kopf's probes); 0 disables.",
+    )
+    bind_address: str = env_field(
+        "OPERATOR_BIND_ADDRESS",
+        "0.0.0.0",
+        "Address the /metrics and /healthz servers listen on (127.0.0.1 for a laptop).",
+    )
     namespace: str | None = env_field(
         "OPERATOR_NAMESPACE", None, "Namespace to watch; unset watches all namespaces."
     )
