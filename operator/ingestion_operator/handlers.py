@@ -295,7 +295,9 @@ def status_fields(tick: Tick, decision: Decision, stored: dict[str, Any]) -> dic
         fields["lastAnalysis"] = tick.analysis.to_status()
     if state.phase != Phase.FAILED and stored.get("reason"):
         fields["reason"] = None  # the failure's cause is gone
-    if decision.kind != ActionKind.WAIT or tick.analysis is not None:
+    # A quiet tick after a rollback or completion keeps the message that says why.
+    live = state.phase in (Phase.PROGRESSING, Phase.PAUSED)
+    if decision.kind != ActionKind.WAIT or (tick.analysis is not None and live):
         fields["message"] = decision.message
     return fields
 

@@ -49,6 +49,7 @@ class Traffic:
 
     job: str
     registry: CollectorRegistry
+    port: int = 0  # where the metrics are served, set by the fixture
     failing: threading.Event = field(default_factory=threading.Event)
     stop: threading.Event = field(default_factory=threading.Event)
 
@@ -233,7 +234,7 @@ class OperatorProcess:
 def traffic(prometheus: Any) -> Iterator[Traffic]:
     """Healthy traffic exported on a port of its own and scraped by the shared Prometheus."""
     feed = Traffic(job=f"operator-{uuid.uuid4().hex[:8]}", registry=CollectorRegistry())
-    port = free_port()
+    port = feed.port = free_port()
     server, _ = start_http_server(port, addr=LOCALHOST, registry=feed.registry)
     thread = threading.Thread(target=feed.feed, name="traffic", daemon=True)
     thread.start()
