@@ -6,10 +6,9 @@ cluster is the glue (kopf registration, credentials from KUBECONFIG, merge patch
 the scale subresource, status subresource writes, Events). Only the real process
 exercises it.
 
-The traffic is a private CollectorRegistry exporting the metric contract
-(ingestion_documents_total, ingestion_duration_seconds, temporal_task_queue_backlog,
-ingestion_db_connection_errors_total), fed by a background thread with equal, healthy
-latencies on both paths; a scenario switches on heavy Temporal failures. Prometheus
+The traffic is ingestion_sandbox.contract_metrics: the metric contract served on a
+port of its own, healthy and with equal latencies on both paths until a scenario
+switches Temporal failures on. Prometheus
 is shared by the session, so each module's rollouts query only its own scrape job,
 and each module's operator watches only its own namespace. Timings are generous and
 only ever polled: nothing asserts speed.
@@ -21,12 +20,11 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,45 +32,13 @@ import kubernetes
 import pytest
 from ingestion_operator.analysis import default_queries
 from ingestion_sandbox.common import LOCALHOST, free_port
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from ingestion_sandbox.contract_metrics import ContractTraffic as Traffic
 
 GROUP, VERSION, PLURAL = "ingestion.apexmemory.io", "v1alpha1", "ingestionrollouts"
 TIMEOUT = 60.0
 WINDOW = "10s"
 MAX_REPLICAS = 10
 OPERATOR_ROOT = Path(__file__).resolve().parents[3] / "operator"
-
-
-@dataclass
-class Traffic:
-    """The contract metrics and the thread that keeps documents flowing."""
-
-    job: str
-    registry: CollectorRegistry
-    port: int = 0  # where the metrics are served, set by the fixture
-    failing: threading.Event = field(default_factory=threading.Event)
-    stop: threading.Event = field(default_factory=threading.Event)
-
-    def __post_init__(self) -> None:
-        reg = self.registry
-        self.documents = Counter(
-            "ingestion_documents_total", "docs", ["path", "outcome"], registry=reg
-        )
-        self.duration = Histogram("ingestion_duration_seconds", "s", ["path"], registry=reg)
-        self.backlog = Gauge("temporal_task_queue_backlog", "backlog", registry=reg)
-        self.db_errors = Counter("ingestion_db_connection_errors_total", "errors", registry=reg)
-        for path in ("temporal", "legacy"):
-            for outcome in ("success", "failure"):
-                self.documents.labels(path=path, outcome=outcome)
-
-    def feed(self) -> None:
-        """Ten healthy documents a second per path; forty Temporal failures when failing."""
-        while not self.stop.wait(0.1):
-            for path in ("temporal", "legacy"):
-                self.documents.labels(path=path, outcome="success").inc()
-                self.duration.labels(path=path).observe(0.1)
-            if self.failing.is_set():
-                self.documents.labels(path="temporal", outcome="failure").inc(4)
 
 
 def poll[T](read: Callable[[], T], done: Callable[[T], bool], what: str) -> T:
@@ -233,20 +199,14 @@ class OperatorProcess:
 @pytest.fixture(scope="module")
 def traffic(prometheus: Any) -> Iterator[Traffic]:
     """Healthy traffic exported on a port of its own and scraped by the shared Prometheus."""
-    feed = Traffic(job=f"operator-{uuid.uuid4().hex[:8]}", registry=CollectorRegistry())
-    port = feed.port = free_port()
-    server, _ = start_http_server(port, addr=LOCALHOST, registry=feed.registry)
-    thread = threading.Thread(target=feed.feed, name="traffic", daemon=True)
-    thread.start()
-    prometheus.set_targets({feed.job: [f"{LOCALHOST}:{port}"]}, scrape_interval="500ms")
+    feed = Traffic(job=f"operator-{uuid.uuid4().hex[:8]}", per_second=20).start()
+    prometheus.set_targets({feed.job: [feed.target]}, scrape_interval="500ms")
     prometheus.wait_for_series(
         f'increase(ingestion_documents_total{{job="{feed.job}",path="temporal"}}[{WINDOW}]) > 0',
         timeout=TIMEOUT,
     )
     yield feed
-    feed.stop.set()
-    thread.join(timeout=5)
-    server.shutdown()
+    feed.stop()
 
 
 @pytest.fixture(scope="session")

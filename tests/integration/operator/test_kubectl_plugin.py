@@ -42,7 +42,7 @@ def test_plugin_reads_and_steers_a_rollout(
     prometheus: Any,
 ) -> None:
     # given a rollout holding each step for an hour
-    traffic.failing.clear()
+    traffic.fail(False)
     name = f"plugin-{uuid.uuid4().hex[:6]}"
     cluster.create(
         rollout_body(name, traffic, prometheus.url, **own_targets(cluster, name, stepDuration="1h"))

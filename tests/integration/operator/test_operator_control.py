@@ -21,7 +21,7 @@ def test_promote_abort_retry_annotations(
     cluster: Cluster, operator: OperatorProcess, traffic: Traffic, prometheus: Any
 ) -> None:
     # given a rollout that would hold each step for an hour
-    traffic.failing.clear()
+    traffic.fail(False)
     name = f"manual-{uuid.uuid4().hex[:6]}"
     spec = own_targets(cluster, name, stepDuration="1h")
     cluster.create(rollout_body(name, traffic, prometheus.url, **spec))
@@ -51,7 +51,7 @@ def test_paused_holds_then_resumes(
     cluster: Cluster, operator: OperatorProcess, traffic: Traffic, prometheus: Any
 ) -> None:
     # given a fast rollout created paused
-    traffic.failing.clear()
+    traffic.fail(False)
     name = f"paused-{uuid.uuid4().hex[:6]}"
     spec = own_targets(cluster, name, paused=True)
     cluster.create(rollout_body(name, traffic, prometheus.url, **spec))
@@ -69,7 +69,7 @@ def test_lowering_the_target_moves_traffic_down_at_once(
     cluster: Cluster, operator: OperatorProcess, traffic: Traffic, prometheus: Any
 ) -> None:
     # given a rollout completed at 100%
-    traffic.failing.clear()
+    traffic.fail(False)
     name = f"lower-{uuid.uuid4().hex[:6]}"
     cluster.create(rollout_body(name, traffic, prometheus.url, **own_targets(cluster, name)))
     poll(lambda: cluster.status(name), lambda s: s.get("phase") == "Completed", "Completed")
@@ -87,7 +87,7 @@ def test_invalid_manifest_fails_clearly_and_recovers_when_fixed(
 ) -> None:
     # given a manifest the API server's admission would reject (steps not increasing);
     # the emulator stores it, so the operator's own validation must catch it
-    traffic.failing.clear()
+    traffic.fail(False)
     name = f"invalid-{uuid.uuid4().hex[:6]}"
     spec = own_targets(cluster, name, steps=[50, 10])
     cluster.create(rollout_body(name, traffic, prometheus.url, **spec))
@@ -108,7 +108,7 @@ def test_missing_deployment_fails_clearly_and_recovers_when_created(
     cluster: Cluster, operator: OperatorProcess, traffic: Traffic, prometheus: Any
 ) -> None:
     # given a rollout naming a worker Deployment that does not exist
-    traffic.failing.clear()
+    traffic.fail(False)
     name = f"missing-{uuid.uuid4().hex[:6]}"
     spec = own_targets(cluster, name)
     spec["workers"] = [{"deploymentName": f"{name}-absent", "maxReplicas": 4}]

@@ -26,7 +26,7 @@ def test_healthy_rollout_completes(
     cluster: Cluster, operator: OperatorProcess, traffic: Traffic, prometheus: Any
 ) -> None:
     # given healthy traffic and a rollout over the default target names
-    traffic.failing.clear()
+    traffic.fail(False)
     name = f"healthy-{uuid.uuid4().hex[:6]}"
     cluster.seed_targets("ingestion-temporal-worker", "ingestion-routing")
     # when it is applied
@@ -53,7 +53,7 @@ def test_breach_rolls_back(
     cluster: Cluster, operator: OperatorProcess, traffic: Traffic, prometheus: Any
 ) -> None:
     # given a rollout held at 50% (a long hold for that step)
-    traffic.failing.clear()
+    traffic.fail(False)
     name = f"breach-{uuid.uuid4().hex[:6]}"
     spec = own_targets(cluster, name, stepOverrides=[{"step": 50, "duration": "10m"}])
     cluster.create(rollout_body(name, traffic, prometheus.url, **spec))
@@ -61,13 +61,13 @@ def test_breach_rolls_back(
     assert cluster.percentage(f"{name}-routing") == "50"
     assert cluster.replicas(f"{name}-worker") == math.ceil(MAX_REPLICAS * 50 / 100)
     # when the Temporal path starts failing most documents
-    traffic.failing.set()
+    traffic.fail()
     try:
         status = poll(
             lambda: cluster.status(name), lambda s: s.get("phase") == "RolledBack", "RolledBack"
         )
     finally:
-        traffic.failing.clear()
+        traffic.fail(False)
     # then traffic is back on legacy and the Event names the metric
     assert status["currentPercentage"] == 0
     assert cluster.percentage(f"{name}-routing") == "0"

@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 from conftest import TIMEOUT, Cluster, OperatorProcess, Traffic, own_targets, poll, rollout_body
-from ingestion_sandbox.common import LOCALHOST
 from ingestion_sandbox.services import PrometheusServer
 
 
@@ -35,7 +34,7 @@ def operator_process(
 def private_prometheus(traffic: Traffic, port: int | None = None) -> PrometheusServer:
     """A Prometheus of this test's own (the session's must stay up for other tests)."""
     server = PrometheusServer(port=port, scrape_interval="500ms")
-    server.targets = {traffic.job: [f"{LOCALHOST}:{traffic.port}"]}
+    server.targets = {traffic.job: [traffic.target]}
     server.start()
     return server
 
@@ -44,7 +43,7 @@ def test_prometheus_outage_pauses_then_resumes(
     cluster: Cluster, operator_process: OperatorProcess, traffic: Traffic
 ) -> None:
     # given a rollout at 10% analysed by a Prometheus of its own
-    traffic.failing.clear()
+    traffic.fail(False)
     prometheus = private_prometheus(traffic)
     name = f"outage-{uuid.uuid4().hex[:6]}"
     spec = own_targets(cluster, name, stepDuration="3s")
@@ -78,7 +77,7 @@ def test_operator_killed_mid_step_continues_where_it_was(
     cluster: Cluster, operator_process: OperatorProcess, traffic: Traffic, prometheus: Any
 ) -> None:
     # given a rollout in the middle of a 10-second first step
-    traffic.failing.clear()
+    traffic.fail(False)
     name = f"restart-{uuid.uuid4().hex[:6]}"
     spec = own_targets(cluster, name, stepOverrides=[{"step": 10, "duration": "10s"}])
     cluster.create(rollout_body(name, traffic, prometheus.url, **spec))
