@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= $(shell bash .ci/find-python)
 
-.PHONY: venv test lint unit integration bench clean
+.PHONY: venv test lint unit integration bench clean kind-up kind-down e2e chart
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	@test -n "$(PYTHON)" || { echo "Python >= 3.12 not found (see README: Requirements)"; exit 1; }
@@ -19,6 +19,8 @@ lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy hack/helm_offline.py hack/rbac_usage.py hack/e2e/traffic.py \
+		helm/apex-ingestion-rollout/files/dev_reload.py
 
 test: lint
 	$(VENV)/bin/pytest -ra
@@ -33,6 +35,24 @@ bench: venv
 	$(PY) bench/pipeline_bench.py
 	$(PY) bench/api_bench.py
 	$(PY) bench/routing_bench.py
+
+# A kind cluster with the images built and loaded and the chart installed with the dev values
+# (Temporal, Prometheus, Neo4j, MinIO in the cluster). Needs Docker, kind, kubectl and helm.
+kind-up:
+	hack/kind-up.sh
+
+kind-down:
+	hack/kind-down.sh
+
+# The kind end-to-end scenario: rollout, traffic, fault, automatic rollback (its own cluster
+# apex-e2e, deleted afterwards unless KEEP_CLUSTER=1). Skips with a message without Docker.
+e2e:
+	hack/kind-e2e.sh
+
+# Lint the chart offline with the real Helm library (no helm binary needed).
+chart: venv
+	$(PY) hack/helm_offline.py lint
+	$(PY) hack/helm_offline.py lint -f helm/apex-ingestion-rollout/values-dev.yaml
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
