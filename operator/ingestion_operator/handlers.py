@@ -12,6 +12,8 @@ Run: `kopf run --standalone -m ingestion_operator.handlers` or `python -m ingest
 from __future__ import annotations
 
 import asyncio
+import functools
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -36,7 +38,7 @@ from ingestion_operator.decisions import (
     desired_replicas,
     next_action,
 )
-from ingestion_operator.metricproviders import make_provider
+from ingestion_operator.metricproviders import MetricProvider, make_provider
 from ingestion_operator.settings import get_settings
 from ingestion_operator.spec import Phase, RolloutSpec, RolloutState
 
@@ -179,8 +181,16 @@ def take_command(annotations: dict[str, str], patch: kopf.Patch) -> Command | No
 
 
 def parse(body: kopf.Body) -> Parsed | str:
-    """Admission as the API server would do it (the emulator does not): errors as a str."""
-    obj = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "IngestionRollout", "spec": body["spec"]}
+    """Admission as the API server would do it (the emulator does not): errors as a str.
+    Cached by the spec's content: validation (schema and CEL) is the costly part of a
+    quiet tick, and a spec only changes with a new generation."""
+    return _parse(json.dumps(dict(body["spec"]), sort_keys=True))
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse(spec_json: str) -> Parsed | str:
+    obj = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "IngestionRollout"}
+    obj["spec"] = json.loads(spec_json)
     errors = validate_rollout(obj)
     if errors:
         return "invalid spec: " + "; ".join(errors)
@@ -229,13 +239,19 @@ def analysis_due(
 
 async def analyse(parsed: Parsed, now: datetime) -> tuple[AnalysisResult, float | None]:
     """Query Prometheus (in a thread: the provider is synchronous) and judge."""
-    provider = make_provider("prometheus", url=parsed.spec.analysis.prometheus_url)
+    provider = provider_for(parsed.spec.analysis.prometheus_url)
     measurements = await asyncio.to_thread(provider.measure, parsed.queries)
     result = assess(measurements, parsed.thresholds, parsed.spec.analysis.min_sample_count, now)
     ANALYSES.labels(verdict=result.verdict.value).inc()
     queue = measurements.get(QUEUE_DEPTH)
     backlog = queue.value if queue is not None and queue.error is None else None
     return result, backlog
+
+
+@functools.cache
+def provider_for(url: str) -> MetricProvider:
+    """One provider (one HTTP session) per Prometheus, shared by the rollouts using it."""
+    return make_provider("prometheus", url=url)
 
 
 async def apply(tick: Tick, decision: Decision) -> None:

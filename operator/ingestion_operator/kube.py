@@ -8,6 +8,7 @@ which the handlers turn into a clear status message instead of a stack trace.
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import Any
 
 import kubernetes
@@ -25,12 +26,18 @@ def _missing(kind: str, namespace: str, name: str, exc: Exception) -> Exception:
     return exc
 
 
+@functools.cache
+def _client() -> kubernetes.client.ApiClient:
+    """One client (one connection pool) for the process, made after `configure`."""
+    return kubernetes.client.ApiClient()
+
+
 def _core() -> kubernetes.client.CoreV1Api:
-    return kubernetes.client.CoreV1Api()
+    return kubernetes.client.CoreV1Api(_client())
 
 
 def _apps() -> kubernetes.client.AppsV1Api:
-    return kubernetes.client.AppsV1Api()
+    return kubernetes.client.AppsV1Api(_client())
 
 
 def _read_percentage(namespace: str, name: str, key: str) -> int | None:
@@ -92,3 +99,4 @@ def configure(kubeconfig: str | None = None) -> None:
         kubernetes.config.load_incluster_config()
     except kubernetes.config.ConfigException:
         kubernetes.config.load_kube_config(config_file=kubeconfig)
+    _client.cache_clear()

@@ -8,7 +8,7 @@ import math
 import pytest
 from ingestion_operator.analysis import Measurement, default_queries, resolve_queries
 from ingestion_operator.metricproviders import PrometheusProvider, make_provider
-from ingestion_operator.metricproviders.prometheus import to_measurement
+from ingestion_operator.metricproviders.prometheus import batched, split_batch, to_measurement
 
 
 def test_make_provider_builds_a_registered_kind() -> None:
@@ -80,3 +80,27 @@ def test_to_measurement_translates_each_result_shape() -> None:
     ranged = to_measurement([{"metric": {}, "values": [[0, "1"]]}]).error
     assert ranged is not None and "range vector" in ranged
     assert to_measurement({"weird": True}).error is not None
+
+
+def test_a_batch_tags_each_query_with_its_rule() -> None:
+    expression = batched({"a": "sum(x)", "b": "vector(1)"})
+    assert expression == (
+        'label_replace((sum(x)), "ingestion_rule", "a", "", "")'
+        ' or label_replace((vector(1)), "ingestion_rule", "b", "", "")'
+    )
+
+
+def test_a_batched_answer_splits_back_per_rule() -> None:
+    # given an answer with one series for a, two for b and none for c
+    result = [
+        {"metric": {"ingestion_rule": "a"}, "value": [1.0, "0.5"]},
+        {"metric": {"ingestion_rule": "b", "pod": "p1"}, "value": [1.0, "1"]},
+        {"metric": {"ingestion_rule": "b", "pod": "p2"}, "value": [1.0, "2"]},
+    ]
+    # when split
+    measured = split_batch(result, {"a": "qa", "b": "qb", "c": "qc"})
+    # then each rule is judged on its own series, as if asked alone
+    assert measured["a"] == Measurement(0.5)
+    many = measured["b"].error
+    assert many is not None and "2 series" in many and "pod='p1'" in many
+    assert measured["c"] == Measurement(None)

@@ -14,9 +14,14 @@ Retries: one immediate retry of a failed *connect* (nothing was sent, so it is
 safe), none after a request went out: the next analysis interval is the retry, and
 a stuck Prometheus must not hold an analysis for minutes of backoff.
 
-Concurrency: the operator analyses many rollouts, each with five queries, from
-kopf's handler threads; running one rollout's queries in a small thread pool
-bounds an analysis by the slowest query (one timeout) rather than their sum.
+Batching: the operator analyses many rollouts, each with five queries. One HTTP
+request per analysis carries all of them: each query is wrapped in
+`label_replace(..., "ingestion_rule", "<name>", "", "")` and joined with `or`, so
+the answer's series are told apart by that label (distinct label sets, so `or`
+drops none). If Prometheus rejects the batch (bad PromQL in an override, or a query
+that returns a scalar, which label_replace cannot take), the queries run one by one
+so that the error lands on the rule that caused it. A connection failure or a
+timeout applies to every rule alike and is not retried query by query.
 """
 
 from __future__ import annotations
@@ -24,8 +29,8 @@ from __future__ import annotations
 import ast
 import json
 import re
+from collections import defaultdict
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
 import requests
@@ -34,7 +39,14 @@ from urllib3.util.retry import Retry
 
 from ingestion_operator.analysis.types import Measurement
 
-MAX_WORKERS = 4  # per analysis; five default queries, so this is ~two round trips at most
+RULE_LABEL = "ingestion_rule"
+# What a query can fail with; anything else is a bug and propagates.
+QUERY_ERRORS = (
+    requests.exceptions.RequestException,
+    PrometheusApiClientException,
+    KeyError,
+    TypeError,
+)
 _HTTP_ERROR = re.compile(r"HTTP Status Code (\d+) \((.*)\)$", re.DOTALL)
 _OS_ERROR = re.compile(r"\[Errno -?\d+\] ([^'\")]+)")
 
@@ -42,12 +54,12 @@ _OS_ERROR = re.compile(r"\[Errno -?\d+\] ([^'\")]+)")
 class PrometheusProvider:
     """Instant PromQL queries against the Prometheus at `url`."""
 
-    def __init__(self, url: str, timeout: float = 5.0, max_workers: int = MAX_WORKERS) -> None:
-        if timeout <= 0 or max_workers < 1:
-            raise ValueError(f"timeout must be > 0 and max_workers >= 1: {timeout}, {max_workers}")
+    def __init__(self, url: str, timeout: float = 5.0, batch: bool = True) -> None:
+        if timeout <= 0:
+            raise ValueError(f"timeout must be > 0: {timeout}")
         self.url = url.rstrip("/")
         self.timeout = timeout
-        self.max_workers = max_workers
+        self.batch = batch
         retry = Retry(total=1, connect=1, read=0, status=0, other=0, redirect=0)
         self._client = PrometheusConnect(url=self.url, retry=retry)
 
@@ -55,30 +67,63 @@ class PrometheusProvider:
         return f"PrometheusProvider(url={self.url!r}, timeout={self.timeout})"
 
     def measure(self, queries: Mapping[str, str]) -> dict[str, Measurement]:
-        """Run every query concurrently; one Measurement per name, errors as data."""
-        if not queries:
-            return {}
-        workers = min(self.max_workers, len(queries))
-        with ThreadPoolExecutor(workers, thread_name_prefix="prometheus-query") as pool:
-            futures = {name: pool.submit(self.measure_one, q) for name, q in queries.items()}
-            return {name: future.result() for name, future in futures.items()}
+        """Every query in one request when possible; one Measurement per name."""
+        if not self.batch or len(queries) < 2:
+            return {name: self.measure_one(query) for name, query in queries.items()}
+        try:
+            result = self._query(batched(queries))
+        except PrometheusApiClientException:  # find the query Prometheus objects to
+            return {name: self.measure_one(query) for name, query in queries.items()}
+        except QUERY_ERRORS as exc:
+            error = self._failure(exc)
+            return {name: error for name in queries}
+        return split_batch(result, queries)
 
     def measure_one(self, query: str) -> Measurement:
         """One instant query; never raises for a failed query."""
         try:
-            # requests takes float seconds; the library annotates `int` but passes it through.
-            result = self._client.custom_query(query, timeout=cast(int, self.timeout))
-        except requests.exceptions.Timeout:
-            return Measurement(error=f"Prometheus at {self.url}: no answer in {self.timeout:g}s")
-        except requests.exceptions.ConnectionError as exc:
-            return Measurement(error=f"Prometheus at {self.url} unreachable: {_os_reason(exc)}")
-        except requests.exceptions.RequestException as exc:  # incl. a non-JSON 200 answer
-            return Measurement(error=f"Prometheus at {self.url}: {type(exc).__name__}: {exc}")
-        except PrometheusApiClientException as exc:
-            return Measurement(error=f"Prometheus at {self.url} {_http_reason(exc)}")
-        except (KeyError, TypeError) as exc:
-            return Measurement(error=f"Prometheus at {self.url}: malformed answer ({exc!r})")
+            result = self._query(query)
+        except QUERY_ERRORS as exc:
+            return self._failure(exc)
         return to_measurement(result)
+
+    def _query(self, query: str) -> Any:
+        # requests takes float seconds; the library annotates `int` but passes it through.
+        return self._client.custom_query(query, timeout=cast(int, self.timeout))
+
+    def _failure(self, exc: Exception) -> Measurement:
+        """A failed request as a Measurement naming the server and the reason."""
+        where = f"Prometheus at {self.url}"
+        if isinstance(exc, requests.exceptions.Timeout):
+            return Measurement(error=f"{where}: no answer in {self.timeout:g}s")
+        if isinstance(exc, requests.exceptions.ConnectionError):
+            return Measurement(error=f"{where} unreachable: {_os_reason(exc)}")
+        if isinstance(exc, requests.exceptions.RequestException):  # incl. a non-JSON 200
+            return Measurement(error=f"{where}: {type(exc).__name__}: {exc}")
+        if isinstance(exc, PrometheusApiClientException):
+            return Measurement(error=f"{where} {_http_reason(exc)}")
+        return Measurement(error=f"{where}: malformed answer ({exc!r})")
+
+
+def batched(queries: Mapping[str, str]) -> str:
+    """All queries as one PromQL expression whose series carry their rule's name."""
+    return " or ".join(
+        f'label_replace(({query}), "{RULE_LABEL}", "{name}", "", "")'
+        for name, query in queries.items()
+    )
+
+
+def split_batch(result: Any, queries: Mapping[str, str]) -> dict[str, Measurement]:
+    """The batched answer back into one Measurement per rule (absent rule: no data)."""
+    if not isinstance(result, list):
+        error = Measurement(error=f"unexpected batched result {result!r:.200}")
+        return dict.fromkeys(queries, error)
+    by_rule: dict[str, list[Any]] = defaultdict(list)
+    for series in result:
+        metric = dict(series.get("metric") or {}) if isinstance(series, dict) else {}
+        rule = metric.pop(RULE_LABEL, None)
+        by_rule[str(rule)].append({**series, "metric": metric})
+    return {name: to_measurement(by_rule.get(name, [])) for name in queries}
 
 
 def to_measurement(result: Any) -> Measurement:

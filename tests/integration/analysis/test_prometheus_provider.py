@@ -200,3 +200,18 @@ def test_an_unreachable_prometheus_gives_errors_not_exceptions() -> None:
     assert result.verdict == Verdict.ERROR
     assert all(m.verdict == Verdict.ERROR for m in result.metrics)
     assert url in result.metrics[0].message
+
+
+def test_one_batched_request_measures_what_one_request_per_query_measures(
+    scraped: Scraped,
+) -> None:
+    # given the default queries, asked in one request and then one request each
+    batched = PrometheusProvider(scraped.url).measure(scraped.queries)
+    single = PrometheusProvider(scraped.url, batch=False).measure(scraped.queries)
+    # then every rule gets the same number either way
+    assert set(batched) == set(single) == set(scraped.queries)
+    for name in ("errorRate", "latencyRatio", "queueDepth", "dbConnectionErrorsPerMinute"):
+        assert batched[name].error is None and single[name].error is None
+        assert batched[name].value == pytest.approx(single[name].value, rel=0.01), name
+    # sampleCount is an extrapolated increase(), which moves a little between requests
+    assert batched["sampleCount"].value == pytest.approx(single["sampleCount"].value, rel=0.2)
