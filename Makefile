@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= $(shell bash .ci/find-python)
 
-.PHONY: venv test lint unit integration bench clean kind-up kind-down e2e chart
+.PHONY: venv demo test lint unit integration bench clean kind-up kind-down e2e chart
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	@test -n "$(PYTHON)" || { echo "Python >= 3.12 not found (see README: Requirements)"; exit 1; }
@@ -14,6 +14,11 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	touch $@
 
 venv: $(VENV)/.installed
+
+# The whole rollout story on this machine: servers, operator, traffic, fault, rollback,
+# retry, 100%. Exits non-zero if the story did not happen (see README: Try it).
+demo: venv
+	$(PY) -m ingestion_sandbox.demo
 
 lint: venv
 	$(VENV)/bin/ruff check .
@@ -31,10 +36,9 @@ unit: venv
 integration: venv
 	$(VENV)/bin/pytest -ra tests/integration
 
+# Every benchmark, one table at the end (bench/api_bench.py runs on its own).
 bench: venv
-	$(PY) bench/pipeline_bench.py
-	$(PY) bench/api_bench.py
-	$(PY) bench/routing_bench.py
+	$(PY) bench/all.py
 
 # A kind cluster with the images built and loaded and the chart installed with the dev values
 # (Temporal, Prometheus, Neo4j, MinIO in the cluster). Needs Docker, kind, kubectl and helm.

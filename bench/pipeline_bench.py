@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import statistics
 import subprocess
@@ -19,6 +20,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from pathlib import Path
 
 import boto3
 from _stats import percentile, settings_for
@@ -83,7 +85,7 @@ def start_worker(settings: WorkerSettings) -> subprocess.Popen[bytes]:
     )
 
 
-async def bench(count: int, concurrency: int) -> None:
+async def bench(count: int, concurrency: int) -> dict[str, dict[str, float]]:
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
     with TemporalDevServer() as temporal, S3Server() as s3, FalkorDBServer() as graph:
@@ -138,19 +140,31 @@ async def bench(count: int, concurrency: int) -> None:
             f"{statistics.mean(latencies) * 1e3:>10.1f}{throughput:>10.1f}"
         )
     (_, leg, leg_tp), (_, tem, tem_tp) = rows
+    results = {
+        name: {
+            "p50_ms": percentile(lat, 0.5) * 1e3,
+            "p99_ms": percentile(lat, 0.99) * 1e3,
+            "docs_per_s": tp,
+        }
+        for name, lat, tp in rows
+    }
     print(
         f"\ntemporal/legacy: p50 x{percentile(tem, 0.5) / percentile(leg, 0.5):.2f}, "
         f"p99 x{percentile(tem, 0.99) / percentile(leg, 0.99):.2f}, "
         f"throughput x{tem_tp / leg_tp:.2f}"
     )
+    return results
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--documents", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()
-    asyncio.run(bench(args.documents, args.concurrency))
+    results = asyncio.run(bench(args.documents, args.concurrency))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":

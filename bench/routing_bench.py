@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import tempfile
 import threading
 import time
@@ -99,7 +100,9 @@ async def propagation(changes: int) -> tuple[list[float], list[float]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--changes", type=int, default=20)
+    parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()
+    results: dict[str, float] = {}
 
     print(f"routing decision cost (timeit, {CALLS:.0e} calls, best of {REPEATS})")
     print(f"  {'call':<34} {'ns/call':>8}")
@@ -109,7 +112,8 @@ def main() -> None:
         "should_use_temporal(doc, 100)",
         "bucket_of(doc)",
     ):
-        print(f"  {statement:<34} {ns_per_call(statement):>8.0f}")
+        results[statement] = ns_per_call(statement)
+        print(f"  {statement:<34} {results[statement]:>8.0f}")
 
     from_start, from_return = asyncio.run(propagation(args.changes))
     print(f"\npropagation to 2 replicas via the KubeEmulator ({args.changes} changes), ms")
@@ -117,6 +121,9 @@ def main() -> None:
     for label, values in (("patch sent", from_start), ("patch returned", from_return)):
         p50, p99 = percentile(values, 0.50) * 1e3, percentile(values, 0.99) * 1e3
         print(f"  {label:<20} {p50:>7.2f} {p99:>7.2f} {max(values) * 1e3:>7.2f}")
+        results[f"propagation {label} p50_ms"], results[f"propagation {label} p99_ms"] = p50, p99
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":

@@ -235,7 +235,7 @@ class ProcessService(Service):
             cwd=self.dir,
             env=self.environment(),
             start_new_session=True,  # its own process group: signals reach its children too
-            preexec_fn=_die_with_parent_hook(),
+            preexec_fn=die_with_parent_hook(),
         )
         wait_until(
             self._ready_or_dead,
@@ -275,7 +275,7 @@ class ProcessService(Service):
             self.dir = None
 
 
-def _die_with_parent_hook() -> Callable[[], None] | None:
+def die_with_parent_hook() -> Callable[[], None] | None:
     """On Linux, SIGTERM the server if the process that started it dies (even by SIGKILL).
 
     The kernel ties this to the starting *thread*, so only servers started from the main

@@ -191,6 +191,10 @@ class FalkorDBServer(ProcessService):
             "--appendonly", "no",
             "--dir", str(self.dir),
             "--loadmodule", self.module, "BOLT_PORT", str(self.bolt_port),
+            # FalkorDB yields to the event loop during long writes when a client is "busy"
+            # (its PRs #1166/#1877); under load that tripped an assertion in
+            # QueryCtx_LockForCommit or hung Bolt. A huge busy threshold makes the yields no-ops.
+            "--busy-reply-threshold", "86400000",
         ]  # fmt: skip
 
     def is_ready(self) -> bool:

@@ -14,6 +14,12 @@ from prometheus_client import Counter, Gauge, Histogram
 DOCUMENTS = Counter(
     "ingestion_documents_total", "Finished documents by path and outcome.", ["path", "outcome"]
 )
+# Every path/outcome series exists from the start at 0. A series born at its first
+# increment is invisible to increase()/rate() at that sample (they need two), so the
+# first failed Temporal document would not count toward the error rate.
+for _path in ("temporal", "legacy"):
+    for _outcome in ("success", "failure"):
+        DOCUMENTS.labels(_path, _outcome)
 DURATION = Histogram(
     "ingestion_duration_seconds",
     "End-to-end time of one document, from acceptance to its result.",

@@ -12,7 +12,6 @@ import base64
 import contextlib
 import contextvars
 import functools
-import random
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,6 +22,7 @@ from temporalio.exceptions import ApplicationError
 
 from ingestion_worker.codec import decode_chunks, encode_chunks
 from ingestion_worker.errors import IngestionError
+from ingestion_worker.faults import Fault, FaultSource
 from ingestion_worker.metrics import observe_step
 from ingestion_worker.models import (
     Blob,
@@ -46,7 +46,7 @@ R = TypeVar("R")
 
 
 class InjectedFaultError(IngestionError):
-    """A failure planted on purpose (FAULT_FAILURE_RATE) to exercise rollbacks."""
+    """A failure planted on purpose (FAULT_FAILURE_RATE or FAULT_FILE) to exercise rollbacks."""
 
     retryable = False
 
@@ -73,9 +73,13 @@ def as_application_errors(step: str) -> Callable[[Callable[P, R]], Callable[P, R
 class IngestionActivities:
     """Activities bound to the clients of one worker process."""
 
-    def __init__(self, pipeline: Pipeline) -> None:
+    def __init__(self, pipeline: Pipeline, faults: FaultSource | None = None) -> None:
         self._p = pipeline
         self._limit = pipeline.settings.inline_limit_bytes
+        settings = pipeline.settings
+        self._faults = faults or FaultSource(
+            Fault(settings.fault_failure_rate, settings.fault_delay_seconds), settings.fault_file
+        )
 
     @activity.defn(name="download_document")
     @as_application_errors("download")
@@ -154,14 +158,15 @@ class IngestionActivities:
         ]
 
     def _inject_fault(self, request: WriteGraphInput) -> None:
-        """Chaos for demos and drills: fail or slow a share of documents on this path only."""
-        settings = self._p.settings
-        deadline = time.monotonic() + settings.fault_delay_seconds
+        """Chaos for demos and drills: fail or slow a share of documents on this path only.
+
+        The fault is read per document (see faults.py), so FAULT_FILE switches it live."""
+        fault = self._faults.current()
+        deadline = time.monotonic() + fault.delay_seconds
         while time.monotonic() < deadline:  # heartbeating, so a killed worker is noticed
             _heartbeat()
             time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
-        rate = settings.fault_failure_rate
-        if rate > 0 and random.Random(request.document_id).random() < rate:
+        if fault.fails(request.document_id):
             raise InjectedFaultError(f"injected fault for {request.source}/{request.document_id}")
 
 

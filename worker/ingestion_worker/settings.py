@@ -107,6 +107,12 @@ class WorkerSettings:
     fault_delay_seconds: float = env_field(
         "FAULT_DELAY_SECONDS", 0.0, "Demo/chaos only: extra delay added to every write step."
     )
+    fault_file: str | None = env_field(
+        "FAULT_FILE",
+        None,
+        'Demo/chaos only: JSON file {"failureRate": r, "delaySeconds": s} overriding the two '
+        "above, re-read when it changes (mount a ConfigMap to switch faults without restarts).",
+    )
 
 
 @functools.cache

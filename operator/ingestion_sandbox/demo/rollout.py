@@ -1,0 +1,129 @@
+"""The IngestionRollout the demo applies, and the kubectl commands it runs (and prints).
+
+The demo applies examples/rollout.yaml itself, with only the knobs a two-minute story
+needs changed (intervals in seconds, the sandbox's Prometheus, the worker counts, the
+demo's latency threshold; each one a flag) and says which. The rendered file is
+written to the run directory, and every kubectl command is printed with the sandbox's
+kubeconfig, so the user can repeat it, or run `kubectl get ir` alongside. Without a
+kubectl binary the same requests go through the API directly, and the command that
+would have run is still printed.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import shlex
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from ingestion_operator.crd_validation import validate_rollout
+
+from ingestion_sandbox.demo.cluster import FAULT_CONFIGMAP, FAULT_KEY, GROUP, Cluster, Names
+from ingestion_sandbox.demo.options import DemoOptions
+
+RETRY_ANNOTATION = f"{GROUP}/retry"
+HOLD_STEP = 50  # the step held while the fault is injected
+
+
+def demo_rollout(base: dict[str, Any], o: DemoOptions, prometheus_url: str) -> dict[str, Any]:
+    """`base` (the example) with the demo's fast intervals and thresholds."""
+    rollout = copy.deepcopy(base)
+    spec = rollout.setdefault("spec", {})
+    if HOLD_STEP not in spec.get("steps", [10, 50, 100]):
+        raise ValueError(f"the demo's story needs a {HOLD_STEP}% step in spec.steps")
+    spec["stepDuration"] = f"{o.step_seconds}s"
+    spec["stepOverrides"] = [{"step": HOLD_STEP, "duration": f"{o.hold_at_50_seconds}s"}]
+    workers = spec.get("workers") or [{"deploymentName": "ingestion-temporal-worker"}]
+    spec["workers"] = [{**workers[0], "minReplicas": o.min_workers, "maxReplicas": o.max_workers}]
+    analysis = spec.setdefault("analysis", {})
+    analysis.update(
+        prometheusUrl=prometheus_url,
+        interval=f"{o.analysis_interval_seconds}s",
+        window=f"{o.window_seconds}s",
+        minSampleCount=o.min_sample_count,
+    )
+    analysis.setdefault("thresholds", {})["maxLatencyRatio"] = o.max_latency_ratio
+    problems = validate_rollout(rollout)
+    if problems:
+        raise ValueError("the demo's rollout is invalid: " + "; ".join(problems))
+    return rollout
+
+
+def names_of(rollout: dict[str, Any]) -> Names:
+    spec = rollout["spec"]
+    routing = spec.get("routing") or {}
+    return Names(
+        rollout=rollout["metadata"]["name"],
+        deployment=spec["workers"][0]["deploymentName"],
+        routing_configmap=routing.get("configMapName", "ingestion-routing"),
+        routing_key=routing.get("key", "temporalPercentage"),
+    )
+
+
+def write_rollout(rollout: dict[str, Any], base_path: Path, target: Path) -> Path:
+    spec, analysis = rollout["spec"], rollout["spec"]["analysis"]
+    header = [
+        f"# {base_path.name} as the demo applies it: same rollout, intervals in seconds so the",
+        "# story fits in two minutes, and the sandbox's Prometheus. Changed fields:",
+        f"#   stepDuration {spec['stepDuration']}, stepOverrides {spec['stepOverrides']},",
+        f"#   workers min/max {spec['workers'][0]['minReplicas']}/"
+        f"{spec['workers'][0]['maxReplicas']}, analysis interval {analysis['interval']}, "
+        f"window {analysis['window']},",
+        f"#   minSampleCount {analysis['minSampleCount']}, maxLatencyRatio "
+        f"{analysis['thresholds']['maxLatencyRatio']} (see options.DEMO_MAX_LATENCY_RATIO),",
+        f"#   prometheusUrl {analysis['prometheusUrl']}",
+    ]
+    target.write_text("\n".join(header) + "\n" + yaml.safe_dump(rollout, sort_keys=False))
+    return target
+
+
+class Kubectl:
+    """kubectl against the sandbox, every command printed first."""
+
+    def __init__(
+        self, binary: str | None, kubeconfig: Path, cluster: Cluster, say: Callable[[str], None]
+    ) -> None:
+        self.binary = binary
+        self.kubeconfig = kubeconfig
+        self.cluster = cluster
+        self.say = say
+
+    def shown(self, args: list[str]) -> str:
+        return shlex.join(["kubectl", "--kubeconfig", str(self.kubeconfig), *args])
+
+    def run(self, args: list[str], fallback: Callable[[], None]) -> None:
+        self.say("$ " + self.shown(args))
+        if self.binary is None:
+            fallback()
+            self.say("  (done through the Kubernetes API: kubectl is not installed)")
+            return
+        command = [self.binary, "--kubeconfig", str(self.kubeconfig), *args]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"kubectl failed ({done.returncode}): {done.stderr.strip()}")
+        for line in done.stdout.strip().splitlines():
+            self.say(f"  {line}")
+
+    def apply(self, path: Path, rollout: dict[str, Any]) -> None:
+        self.run(
+            ["apply", "--validate=false", "-f", str(path)],
+            lambda: self.cluster.create_rollout(rollout),
+        )
+
+    def retry(self, value: str) -> None:
+        name = self.cluster.names.rollout
+        self.run(
+            ["annotate", "ir", name, f"{RETRY_ANNOTATION}={value}", "--overwrite"],
+            lambda: self.cluster.annotate_rollout(RETRY_ANNOTATION, value),
+        )
+
+    def set_fault(self, text: str) -> None:
+        patch = json.dumps({"data": {FAULT_KEY: text}})
+        self.run(
+            ["patch", "configmap", FAULT_CONFIGMAP, "--type", "merge", "-p", patch],
+            lambda: self.cluster.patch_configmap(FAULT_CONFIGMAP, {FAULT_KEY: text}),
+        )
