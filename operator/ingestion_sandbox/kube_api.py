@@ -86,7 +86,7 @@ def _invalid(message: str) -> kmock.KubernetesError:
     return kmock.KubernetesError(status=422, reason="Invalid", message=message, details=details)
 
 
-REQUESTS_KEPT = 200
+REQUESTS_KEPT = 16  # matching a new request scans up to twice this many per reaction
 
 
 @attrs.define(kw_only=True)
