@@ -9,33 +9,22 @@ endpoints, environment variables the processes actually read, secrets only refer
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
-import sys
 import tarfile
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 import yaml
+from hack_modules import load_hack
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "helm" / "apex-ingestion-rollout"
 CRD = REPO / "crds" / "ingestionrollouts.yaml"
 
 
-def _load_hack(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, REPO / "hack" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-helm = _load_hack("helm_offline")
+helm = load_hack("helm_offline")
 
 DEV_VALUES = yaml.safe_load((CHART / "values-dev.yaml").read_text())
 ALL_FEATURES = {

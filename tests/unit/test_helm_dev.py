@@ -6,7 +6,6 @@ against stand-ins for Tilt's functions, the wrapper run as a real process.
 from __future__ import annotations
 
 import collections
-import importlib.util
 import itertools
 import os
 import queue
@@ -19,11 +18,11 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 import yaml
+from hack_modules import load_hack
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "helm" / "apex-ingestion-rollout"
@@ -33,16 +32,7 @@ DEV_SECRET = "apex-ingestion-dev"
 PREFIX = "test-release-ingestion"  # the resource prefix for Helm lint's release name
 
 
-def _load_hack(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, REPO / "hack" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-helm = _load_hack("helm_offline")
+helm = load_hack("helm_offline")
 
 
 @pytest.fixture(scope="module")

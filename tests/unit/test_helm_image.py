@@ -16,9 +16,9 @@ import re
 import sys
 import tomllib
 from pathlib import Path
-from types import ModuleType
 
 import yaml
+from hack_modules import load_hack
 from packaging.requirements import Requirement
 
 REPO = Path(__file__).resolve().parents[2]
@@ -27,16 +27,7 @@ CHART = REPO / "helm" / "apex-ingestion-rollout"
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
 
 
-def _load_hack(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, REPO / "hack" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-rbac = _load_hack("rbac_usage")  # its module closure: what each process imports
+rbac = load_hack("rbac_usage")  # its module closure: what each process imports
 
 
 def stages() -> dict[str, str]:

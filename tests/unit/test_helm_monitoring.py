@@ -9,22 +9,20 @@ here, not on an empty dashboard).
 from __future__ import annotations
 
 import ast
-import importlib.util
 import json
 import os
 import re
 import shutil
 import subprocess
-import sys
 import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 import yaml
+from hack_modules import load_hack
 from ingestion_sandbox.services import PrometheusServer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -42,16 +40,7 @@ MONITORING = {
 PROMETHEUS_SERIES = {"up"}
 
 
-def _load_hack(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, REPO / "hack" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-helm = _load_hack("helm_offline")
+helm = load_hack("helm_offline")
 
 
 @pytest.fixture(scope="module")

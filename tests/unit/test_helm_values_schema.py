@@ -8,18 +8,16 @@ installs crds/ first, as it always does, then reads the values).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import jsonschema
 import pytest
 import yaml
+from hack_modules import load_hack
 from ingestion_sandbox.services import KubeEmulator, ServiceUnavailable
 
 REPO = Path(__file__).resolve().parents[2]
@@ -27,16 +25,7 @@ CHART = REPO / "helm" / "apex-ingestion-rollout"
 SCHEMA = json.loads((CHART / "values.schema.json").read_text())
 
 
-def _load_hack(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, REPO / "hack" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-helm = _load_hack("helm_offline")
+helm = load_hack("helm_offline")
 
 # (id, values a user passes with -f/--set, the value's path Helm must name)
 PLANTED = [

@@ -10,16 +10,14 @@ uses without a grant, and a grant nothing uses (least privilege).
 
 from __future__ import annotations
 
-import importlib.util
 import inspect
 import re
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 import yaml
+from hack_modules import load_hack
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "helm" / "apex-ingestion-rollout"
@@ -27,17 +25,8 @@ RULES = {"operator": CHART / "files/operator-rbac.yaml", "api": CHART / "files/a
 MODES = ("singleNamespace", "allNamespaces")
 
 
-def _load_hack(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, REPO / "hack" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-rbac = _load_hack("rbac_usage")
-helm = _load_hack("helm_offline")
+rbac = load_hack("rbac_usage")
+helm = load_hack("helm_offline")
 
 
 def rules(process: str) -> list[dict[str, Any]]:
