@@ -6,11 +6,11 @@ PYTHON ?= $(shell bash .ci/find-python)
 
 .PHONY: venv demo test lint unit integration bench clean kind-up kind-down e2e chart
 
-$(VENV)/.installed: pyproject.toml constraints.txt
+$(VENV)/.installed: pyproject.toml sandbox/pyproject.toml constraints.txt
 	@test -n "$(PYTHON)" || { echo "Python >= 3.12 not found (see README: Requirements)"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev]' -e ./sandbox
 	touch $@
 
 venv: $(VENV)/.installed

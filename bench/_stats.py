@@ -6,7 +6,7 @@ import uuid
 from dataclasses import replace
 from typing import Any
 
-from ingestion_sandbox.services import FalkorDBServer, S3Server, TemporalDevServer
+from ingestion_sandbox.servers.services import FalkorDBServer, S3Server, TemporalDevServer
 from ingestion_worker.settings import WorkerSettings
 
 

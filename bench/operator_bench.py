@@ -1,6 +1,6 @@
 """How fast the operator pulls traffic off a failing Temporal path, and what it costs.
 
-1. Rollback detection: contract-metrics traffic (ingestion_sandbox.contract_metrics,
+1. Rollback detection: contract-metrics traffic (ingestion_sandbox.servers.contract_metrics,
    default 40 documents/s on the Temporal path) is scraped by a real Prometheus every
    second; the real operator process (`python -m ingestion_operator`, timer 1 s,
    analysis interval 1 s, window 10 s) holds a rollout at 10%. Then every Temporal
@@ -33,9 +33,9 @@ import kubernetes
 import psutil
 from _stats import percentile
 from ingestion_operator.analysis import default_queries
-from ingestion_sandbox.common import LOCALHOST, free_port
-from ingestion_sandbox.contract_metrics import ContractTraffic
-from ingestion_sandbox.services import PrometheusServer
+from ingestion_sandbox.servers.common import LOCALHOST, free_port
+from ingestion_sandbox.servers.contract_metrics import ContractTraffic
+from ingestion_sandbox.servers.services import PrometheusServer
 
 GROUP, VERSION, PLURAL = "ingestion.apexmemory.io", "v1alpha1", "ingestionrollouts"
 NAMESPACE = "default"
@@ -62,7 +62,7 @@ class Sandbox:
         self.dir = Path(tempfile.mkdtemp(prefix="operator-bench-"))
         # The API server in a process of its own, as a cluster's would be.
         self.kubeconfig = self.dir / "kubeconfig"
-        serve = ["-m", "ingestion_sandbox.kube_serve", "--kubeconfig", str(self.kubeconfig)]
+        serve = ["-m", "ingestion_sandbox.servers.kube_serve", "--kubeconfig", str(self.kubeconfig)]
         self.kube = subprocess.Popen(
             [sys.executable, *serve],
             stdout=subprocess.PIPE,

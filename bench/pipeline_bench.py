@@ -24,7 +24,7 @@ from pathlib import Path
 
 import boto3
 from _stats import percentile, settings_for
-from ingestion_sandbox.services import FalkorDBServer, S3Server, TemporalDevServer
+from ingestion_sandbox.servers.services import FalkorDBServer, S3Server, TemporalDevServer
 from ingestion_worker.client import start_ingestion
 from ingestion_worker.legacy import ingest_legacy
 from ingestion_worker.models import IngestDocumentInput, IngestionStatus

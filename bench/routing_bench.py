@@ -26,7 +26,7 @@ import kubernetes
 from _stats import percentile
 from ingestion_api.routing import RoutingConfig, bucket_of, should_use_temporal
 from ingestion_api.routing_source import ConfigMapRoutingSource
-from ingestion_sandbox.services import KubeEmulator
+from ingestion_sandbox.servers.services import KubeEmulator
 
 DOCUMENT_ID = "3f2b8c1e-5d4a-4e8b-9c7f-1a2b3c4d5e6f"
 CALLS = 1_000_000

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ingestion_sandbox.services import (
+from ingestion_sandbox.servers.services import (
     EmbeddingsServer,
     FalkorDBServer,
     KubeEmulator,

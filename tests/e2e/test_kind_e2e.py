@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 import yaml
-from ingestion_sandbox.services import S3Server
+from ingestion_sandbox.servers.services import S3Server
 
 REPO = Path(__file__).resolve().parents[2]
 HACK = REPO / "hack"

@@ -22,7 +22,7 @@ import prometheus_client
 import pytest
 import yaml
 from botocore.exceptions import ClientError
-from ingestion_sandbox.services import (
+from ingestion_sandbox.servers.services import (
     EmbeddingsServer,
     FalkorDBServer,
     KubeEmulator,

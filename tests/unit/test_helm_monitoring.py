@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import yaml
 from hack_modules import load_hack
-from ingestion_sandbox.services import PrometheusServer
+from ingestion_sandbox.servers.services import PrometheusServer
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "helm" / "apex-ingestion-rollout"

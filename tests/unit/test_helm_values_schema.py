@@ -18,7 +18,7 @@ import jsonschema
 import pytest
 import yaml
 from hack_modules import load_hack
-from ingestion_sandbox.services import KubeEmulator, ServiceUnavailable
+from ingestion_sandbox.servers.services import KubeEmulator, ServiceUnavailable
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "helm" / "apex-ingestion-rollout"

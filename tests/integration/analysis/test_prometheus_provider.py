@@ -33,7 +33,7 @@ from ingestion_operator.analysis import (
     default_queries,
 )
 from ingestion_operator.metricproviders import PrometheusProvider, make_provider
-from ingestion_sandbox.common import free_port
+from ingestion_sandbox.servers.common import free_port
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 SCRAPE_INTERVAL = "500ms"

@@ -15,7 +15,7 @@ from ingestion_api.routing import RoutingConfig
 from ingestion_api.routing_source import RoutingSource, StaticRoutingSource
 from ingestion_api.service import IngestionService
 from ingestion_api.settings import ApiSettings
-from ingestion_sandbox.services import free_port
+from ingestion_sandbox.servers.services import free_port
 
 
 @dataclasses.dataclass

@@ -20,7 +20,7 @@ from ingestion_sandbox.demo.rollout import (
     names_of,
     write_rollout,
 )
-from ingestion_sandbox.services import KubeEmulator
+from ingestion_sandbox.servers.services import KubeEmulator
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ cluster is the glue (kopf registration, credentials from KUBECONFIG, merge patch
 the scale subresource, status subresource writes, Events). Only the real process
 exercises it.
 
-The traffic is ingestion_sandbox.contract_metrics: the metric contract served on a
+The traffic is ingestion_sandbox.servers.contract_metrics: the metric contract served on a
 port of its own, healthy and with equal latencies on both paths until a scenario
 switches Temporal failures on. Prometheus
 is shared by the session, so each module's rollouts query only its own scrape job,
@@ -31,8 +31,8 @@ from typing import Any
 import kubernetes
 import pytest
 from ingestion_operator.analysis import default_queries
-from ingestion_sandbox.common import LOCALHOST, free_port
-from ingestion_sandbox.contract_metrics import ContractTraffic as Traffic
+from ingestion_sandbox.servers.common import LOCALHOST, free_port
+from ingestion_sandbox.servers.contract_metrics import ContractTraffic as Traffic
 
 GROUP, VERSION, PLURAL = "ingestion.apexmemory.io", "v1alpha1", "ingestionrollouts"
 TIMEOUT = 60.0

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from conftest import TIMEOUT, Cluster, OperatorProcess, Traffic, own_targets, poll, rollout_body
-from ingestion_sandbox.services import PrometheusServer
+from ingestion_sandbox.servers.services import PrometheusServer
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import base64
 from typing import Any
 
 import pytest
-from ingestion_sandbox.services import free_port
+from ingestion_sandbox.servers.services import free_port
 from ingestion_worker.activities import IngestionActivities
 from ingestion_worker.codec import decode_chunks
 from ingestion_worker.entities import Entity

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ingestion_sandbox.services import free_port
+from ingestion_sandbox.servers.services import free_port
 from ingestion_worker.backlog import task_queue_backlog
 from ingestion_worker.client import start_ingestion
 from ingestion_worker.models import IngestDocumentInput, IngestionStatus

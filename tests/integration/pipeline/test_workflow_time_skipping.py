@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from ingestion_sandbox.services import test_server_path
+from ingestion_sandbox.servers.services import test_server_path
 from ingestion_worker.models import IngestDocumentInput, IngestionStatus
 from ingestion_worker.pipeline import build_pipeline
 from ingestion_worker.worker import build_worker

@@ -21,7 +21,7 @@ import pytest
 import yaml
 from ingestion_api.routing import RoutingConfig
 from ingestion_api.routing_source import ConfigMapRoutingSource
-from ingestion_sandbox.services import KubeEmulator, free_port
+from ingestion_sandbox.servers.services import KubeEmulator, free_port
 from prometheus_client import REGISTRY
 
 NAMESPACE = "default"

@@ -22,7 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ingestion_sandbox.common import LOCALHOST, LoopThread, Service
+from ingestion_sandbox.servers.common import LOCALHOST, LoopThread, Service
 
 DEFAULT_DIMENSIONS = 64
 DEFAULT_MODEL = "local-embedding"

@@ -12,7 +12,7 @@ A missing binary or package raises ServiceUnavailable with the exact install
 command, so a test can skip (or fail on CI) with an actionable message.
 
 This module holds the process-based Temporal and FalkorDB servers and the
-in-process S3 server, and re-exports the rest so `from ingestion_sandbox.services
+in-process S3 server, and re-exports the rest so `from ingestion_sandbox.servers.services
 import X` is the one import callers need.
 """
 
@@ -24,7 +24,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from ingestion_sandbox.common import (
+from ingestion_sandbox.servers.common import (
     LOCALHOST,
     ProcessService,
     Service,
@@ -36,9 +36,9 @@ from ingestion_sandbox.common import (
     port_open,
     wait_until,
 )
-from ingestion_sandbox.embeddings_server import EmbeddingsServer
-from ingestion_sandbox.kube_emulator import KubeEmulator
-from ingestion_sandbox.prometheus import PrometheusServer, wait_for_series
+from ingestion_sandbox.servers.embeddings_server import EmbeddingsServer
+from ingestion_sandbox.servers.kube_emulator import KubeEmulator
+from ingestion_sandbox.servers.prometheus import PrometheusServer, wait_for_series
 
 __all__ = [
     "EmbeddingsServer",

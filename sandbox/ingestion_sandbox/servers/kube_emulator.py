@@ -19,12 +19,12 @@ import aiohttp.test_utils
 import aiohttp.web
 import yaml
 
-from ingestion_sandbox.common import LOCALHOST, LoopThread, Service, ServiceUnavailable
+from ingestion_sandbox.servers.common import LOCALHOST, LoopThread, Service, ServiceUnavailable
 
 if TYPE_CHECKING:  # kmock is in the optional sandbox extra: imported when first used
     import kmock
 
-    from ingestion_sandbox.kube_api import RealisticEmulator
+    from ingestion_sandbox.servers.kube_api import RealisticEmulator
 
 KMOCK_HINT = "pip install 'kmock>=0.8,<1' (or: pip install -e '.[sandbox]')"
 
@@ -61,7 +61,7 @@ class KubeEmulator(Service):
         self.namespaces = tuple(namespaces)
         self.port = port or 0
         try:
-            from ingestion_sandbox.kube_api import RealisticEmulator
+            from ingestion_sandbox.servers.kube_api import RealisticEmulator
         except ImportError as exc:
             raise ServiceUnavailable("kmock", KMOCK_HINT) from exc
         self.emulator: RealisticEmulator = RealisticEmulator()
@@ -151,7 +151,7 @@ class KubeEmulator(Service):
         """Declare a custom resource, as an applied CRD would (discovery and storage)."""
         import kmock
 
-        from ingestion_sandbox.kube_api import DEFAULT_VERBS
+        from ingestion_sandbox.servers.kube_api import DEFAULT_VERBS
 
         info = kmock.ResourceInfo(
             kind=kind,

@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from ingestion_sandbox.prometheus import PrometheusServer
+from ingestion_sandbox.servers.prometheus import PrometheusServer
 
 PATHS = ("temporal", "legacy")
 CLEAR = "\x1b[H\x1b[2J"

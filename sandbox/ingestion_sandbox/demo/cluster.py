@@ -14,7 +14,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
-from ingestion_sandbox.kube_emulator import KubeEmulator
+from ingestion_sandbox.servers.kube_emulator import KubeEmulator
 
 GROUP, VERSION, PLURAL = "ingestion.apexmemory.io", "v1alpha1", "ingestionrollouts"
 ROLLOUTS = f"{GROUP}/{VERSION}/{PLURAL}"

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ingestion_sandbox.common import port_open
+from ingestion_sandbox.servers.common import port_open
 from ingestion_sandbox.demo.children import ChildProcess
 from ingestion_sandbox.demo.cluster import Cluster
 

@@ -6,7 +6,7 @@ directory, so a failure can be read afterwards. Stopping can block (stop) or not
 (request_stop, then reap on later ticks), so the kubelet can scale down without
 freezing the live view while a worker finishes its in-flight activities. A child
 started from the main thread is also SIGTERMed by the kernel if the supervisor dies
-without cleaning up (ingestion_sandbox.common's PR_SET_PDEATHSIG hook).
+without cleaning up (ingestion_sandbox.servers.common's PR_SET_PDEATHSIG hook).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import IO
 
-from ingestion_sandbox.common import die_with_parent_hook, tail, terminate
+from ingestion_sandbox.servers.common import die_with_parent_hook, tail, terminate
 
 
 class ChildProcess:

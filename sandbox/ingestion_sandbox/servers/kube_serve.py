@@ -1,4 +1,4 @@
-"""The Kubernetes API emulator as a process of its own: `python -m ingestion_sandbox.kube_serve`.
+"""The Kubernetes API emulator as a process of its own: `python -m ingestion_sandbox.servers.kube_serve`.
 
 In-process, the emulator shares the interpreter (and its GIL) with whoever started it;
 a benchmark that drives a hundred rollouts would then measure its own bookkeeping
@@ -14,7 +14,7 @@ import argparse
 import signal
 import threading
 
-from ingestion_sandbox.kube_emulator import KubeEmulator
+from ingestion_sandbox.servers.kube_emulator import KubeEmulator
 
 GROUP, VERSION = "ingestion.apexmemory.io", "v1alpha1"
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-from ingestion_sandbox.common import LOCALHOST, free_port
+from ingestion_sandbox.servers.common import LOCALHOST, free_port
 
 PATHS = ("temporal", "legacy")
 TICK_SECONDS = 0.05

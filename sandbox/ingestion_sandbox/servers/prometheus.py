@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from ingestion_sandbox.common import LOCALHOST, ProcessService, find_binary, free_port
+from ingestion_sandbox.servers.common import LOCALHOST, ProcessService, find_binary, free_port
 
 PROMETHEUS_HINT = (
     "apt-get install prometheus (Debian/Ubuntu package; it provides /usr/bin/prometheus)"

@@ -17,8 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ingestion_sandbox.common import ServiceUnavailable, find_binary
-from ingestion_sandbox.prometheus import PROMETHEUS_HINT
+from ingestion_sandbox.servers.common import ServiceUnavailable, find_binary
+from ingestion_sandbox.servers.prometheus import PROMETHEUS_HINT
 
 KUBECTL_HINT = (
     "apt-get install kubernetes-client (Debian/Ubuntu), or put the static binary from "

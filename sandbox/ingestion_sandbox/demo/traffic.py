@@ -30,7 +30,7 @@ from ingestion_worker.models import IngestDocumentInput, IngestDocumentResult, w
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.service import RPCError
 
-from ingestion_sandbox.common import LoopThread
+from ingestion_sandbox.servers.common import LoopThread
 from ingestion_sandbox.demo.samples import Sample
 
 TERMINAL = ("completed", "failed")
