@@ -34,6 +34,7 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
     && pip install --only-binary=:all: -c constraints.txt -r requirements.in \
     && pip install --only-binary=:all: "setuptools==${SETUPTOOLS_VERSION}"
 COPY README.md ./
+COPY contract ./contract
 COPY worker ./worker
 COPY operator ./operator
 RUN pip install --no-deps --no-build-isolation . \

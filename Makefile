@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= $(shell bash .ci/find-python)
 
-.PHONY: venv demo test lint unit integration bench clean kind-up kind-down e2e chart
+.PHONY: venv demo test lint unit integration bench clean kind-up kind-down e2e chart control-plane
 
 $(VENV)/.installed: pyproject.toml sandbox/pyproject.toml constraints.txt
 	@test -n "$(PYTHON)" || { echo "Python >= 3.12 not found (see README: Requirements)"; exit 1; }
@@ -24,10 +24,18 @@ lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
-	$(VENV)/bin/mypy hack/helm_offline.py hack/rbac_usage.py hack/e2e/traffic.py \
-		helm/apex-ingestion-rollout/files/dev_reload.py
+	$(VENV)/bin/mypy hack/helm_offline.py hack/rbac_usage.py hack/gen_crd_defaults.py \
+		hack/e2e/traffic.py helm/apex-ingestion-rollout/files/dev_reload.py
+	$(VENV)/bin/lint-imports
+	$(PY) hack/gen_crd_defaults.py --check
 
-test: lint
+# The local Kubernetes control plane (kube-apiserver, etcd, controller-manager, scheduler,
+# kubectl, helm, kwok), built from the Go module proxy into ~/.cache/apex-ingestion-rollout;
+# returns at once when the cache has it (README: Testing against a real control plane).
+control-plane:
+	bash hack/control-plane/build.sh
+
+test: lint control-plane
 	$(VENV)/bin/pytest -ra
 
 unit: venv

@@ -38,7 +38,12 @@ from ingestion_api.routing import RoutingConfig
 from ingestion_api.routing_source import StaticRoutingSource
 from ingestion_api.service import IngestionService
 from ingestion_api.settings import ApiSettings
-from ingestion_sandbox.servers.services import FalkorDBServer, S3Server, TemporalDevServer, free_port
+from ingestion_sandbox.servers.services import (
+    FalkorDBServer,
+    S3Server,
+    TemporalDevServer,
+    free_port,
+)
 from ingestion_worker.models import IngestDocumentInput
 from ingestion_worker.pipeline import Pipeline, build_pipeline
 from ingestion_worker.settings import WorkerSettings

@@ -32,14 +32,16 @@ from typing import Any
 import kubernetes
 import psutil
 from _stats import percentile
-from ingestion_operator.analysis import default_queries
+from ingestion_contract.crd import ANNOTATION_PREFIX, API_VERSION, GROUP, KIND, PLURAL, VERSION
+from ingestion_contract.routing import PERCENTAGE_KEY, format_percentage
+from ingestion_operator.metricproviders.prometheus_queries import default_queries
 from ingestion_sandbox.servers.common import LOCALHOST, free_port
 from ingestion_sandbox.servers.contract_metrics import ContractTraffic
 from ingestion_sandbox.servers.services import PrometheusServer
 
-GROUP, VERSION, PLURAL = "ingestion.apexmemory.io", "v1alpha1", "ingestionrollouts"
 NAMESPACE = "default"
-OPERATOR_ROOT = Path(__file__).resolve().parents[1] / "operator"
+# The operator's source roots, for a process started from a checkout without an install.
+SOURCE_ROOTS = [Path(__file__).resolve().parents[1] / root for root in ("operator", "contract")]
 
 
 def wait_for[T](
@@ -85,7 +87,7 @@ class Sandbox:
             "OPERATOR_LIVENESS_PORT": str(free_port()),
             "OPERATOR_BIND_ADDRESS": LOCALHOST,
             "PYTHONPATH": os.pathsep.join(
-                filter(None, [str(OPERATOR_ROOT), os.getenv("PYTHONPATH")])
+                filter(None, [*map(str, SOURCE_ROOTS), os.getenv("PYTHONPATH")])
             ),
         }
         log = open(self.dir / "operator.log", "wb")  # noqa: SIM115 - lives as long as the process
@@ -122,7 +124,7 @@ class Sandbox:
             "apiVersion": "v1",
             "kind": "ConfigMap",
             "metadata": {"name": f"{name}-routing"},
-            "data": {"temporalPercentage": "0"},
+            "data": {PERCENTAGE_KEY: format_percentage(0)},
         }
         kubernetes.client.AppsV1Api(self.api).create_namespaced_deployment(NAMESPACE, deployment)
         kubernetes.client.CoreV1Api(self.api).create_namespaced_config_map(NAMESPACE, configmap)
@@ -144,8 +146,8 @@ class Sandbox:
             },
         }
         body = {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "IngestionRollout",
+            "apiVersion": API_VERSION,
+            "kind": KIND,
             "metadata": {"name": name, "namespace": NAMESPACE},
             "spec": spec,
         }
@@ -157,12 +159,13 @@ class Sandbox:
         found: Any = kubernetes.client.CoreV1Api(self.api).read_namespaced_config_map(
             f"{name}-routing", NAMESPACE
         )
-        return str((found.data or {}).get("temporalPercentage"))
+        return str((found.data or {}).get(PERCENTAGE_KEY))
 
     def count_at_10(self) -> int:
         """Rollouts whose ConfigMap reads 10 (one LIST, not a GET per rollout)."""
         found: Any = kubernetes.client.CoreV1Api(self.api).list_namespaced_config_map(NAMESPACE)
-        return sum((cm.data or {}).get("temporalPercentage") == "10" for cm in found.items)
+        ten = format_percentage(10)
+        return sum((cm.data or {}).get(PERCENTAGE_KEY) == ten for cm in found.items)
 
     def status(self, name: str) -> dict[str, Any]:
         found: Any = kubernetes.client.CustomObjectsApi(self.api).get_namespaced_custom_object(
@@ -171,7 +174,7 @@ class Sandbox:
         return dict(found.get("status") or {})
 
     def annotate(self, name: str, command: str) -> None:
-        body = {"metadata": {"annotations": {f"{GROUP}/{command}": str(time.time())}}}
+        body = {"metadata": {"annotations": {ANNOTATION_PREFIX + command: str(time.time())}}}
         kubernetes.client.CustomObjectsApi(self.api).patch_namespaced_custom_object(
             GROUP, VERSION, NAMESPACE, PLURAL, name, body,
             _content_type="application/merge-patch+json",

@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import Callable, Coroutine
 from typing import Any, NoReturn
 
-from ingestion_worker.process import exit_now
+from ingestion_contract.process import exit_now
 from ingestion_worker.settings import get_settings
 from temporalio.client import Client
 
@@ -28,6 +28,6 @@ def task_queue() -> str:
 
 
 def run(main: Callable[[], Coroutine[Any, Any, int | None]]) -> NoReturn:
-    """Run an example and exit with its code (see ingestion_worker.process: the SDK can
+    """Run an example and exit with its code (see ingestion_contract.process: the SDK can
     crash during interpreter teardown, which would hide the example's own exit code)."""
     exit_now(asyncio.run(main()) or 0)

@@ -46,7 +46,7 @@ from typing import Any
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
-SOURCE_ROOTS = (REPO / "worker", REPO / "operator")
+SOURCE_ROOTS = (REPO / "contract", REPO / "worker", REPO / "operator")
 CRD_FILE = REPO / "crds" / "ingestionrollouts.yaml"
 
 # Which console script runs which process.
@@ -63,10 +63,12 @@ KOPF_RESOURCE_HANDLERS = {"timer", "daemon", "index", "create", "update", "delet
                           "field", "event"}  # fmt: skip
 KOPF_NON_RESOURCE = {"startup", "cleanup", "login", "probe"}
 KOPF_EVENTS = {"event", "info", "warn", "exception"}
-# No Kubernetes access: object helpers, and logging set-up.
+# No Kubernetes access: object helpers, logging set-up, and the login helpers (they only
+# read credentials from a kubeconfig or the Pod's service account).
 KOPF_PURE = {"adopt", "label", "harmonize_naming", "append_owner_reference",
              "remove_owner_reference", "build_object_reference", "build_owner_reference",
-             "configure"}  # fmt: skip
+             "configure", "login_via_client", "login_with_kubeconfig",
+             "login_with_service_account"}  # fmt: skip
 
 
 class UncheckableCall(Exception):
@@ -294,11 +296,23 @@ def _where(path: Path, node: ast.AST) -> str:
     return f"{path.relative_to(REPO)}:{getattr(node, 'lineno', 0)}"
 
 
-def _constants(tree: ast.Module) -> dict[str, Any]:
-    """Module-level NAME = "x" and A, B = "x", "y" constants."""
+def _constants(tree: ast.Module, seen: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """Module-level NAME = "x", NAME: T = "x" and A, B = "x", "y" constants, and those
+    imported by name from project modules (`from ingestion_contract.crd import GROUP`)."""
     found: dict[str, Any] = {}
+    modules = module_files()
     for node in tree.body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+        if isinstance(node, ast.ImportFrom) and not node.level and node.module in modules:
+            if node.module in seen:
+                continue
+            source = _constants(_parse(modules[node.module]), seen | {node.module})
+            for alias in node.names:
+                if alias.name in source:
+                    found[alias.asname or alias.name] = source[alias.name]
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            if isinstance(node.value, ast.Constant):
+                found[node.target.id] = node.value.value
+        elif isinstance(node, ast.Assign) and len(node.targets) == 1:
             target, value = node.targets[0], node.value
             if isinstance(target, ast.Name) and isinstance(value, ast.Constant):
                 found[target.id] = value.value

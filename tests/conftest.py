@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from ingestion_sandbox.servers.control_plane import control_plane_bin_dir
 from ingestion_sandbox.servers.services import (
     EmbeddingsServer,
     FalkorDBServer,
@@ -25,10 +26,14 @@ from ingestion_sandbox.servers.services import (
     TemporalDevServer,
 )
 
-KUBECTL_HINT = (
-    "install kubectl: apt-get install kubectl (from the pkgs.k8s.io apt repository) or put the "
-    "static binary from https://dl.k8s.io/release/v1.32.4/bin/linux/amd64/kubectl on PATH"
-)
+pytest_plugins = ["control_plane_plugin"]
+KUBECTL_HINT = "build kubectl with the control plane: bash hack/control-plane/build.sh (needs Go)"
+
+# kubectl and helm come from the project's control-plane build (the server's own version);
+# every test and every process a test starts finds them first on PATH.
+_CONTROL_PLANE_BIN = control_plane_bin_dir()
+if (_CONTROL_PLANE_BIN / "kubectl").is_file():
+    os.environ["PATH"] = f"{_CONTROL_PLANE_BIN}{os.pathsep}{os.environ.get('PATH', '')}"
 
 
 def unavailable(exc: ServiceUnavailable) -> None:

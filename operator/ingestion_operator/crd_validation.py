@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from ingestion_contract.crd import VERSION
 from jsonschema import Draft4Validator, FormatChecker
 
 __all__ = [
@@ -52,7 +53,6 @@ CRD_PATH = Path(
         Path(__file__).resolve().parents[2] / "crds" / "ingestionrollouts.yaml",
     )
 )
-VERSION = "v1alpha1"
 CEL_SKIPPED = (
     "some validation rules were not checked because the object was invalid; "
     "correct the existing errors to complete validation"

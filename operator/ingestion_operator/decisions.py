@@ -10,11 +10,11 @@ advances twice.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 
-from ingestion_operator.analysis import AnalysisResult, Verdict
+from ingestion_operator.analysis import RULES_BY_NAME, AnalysisResult, Verdict
 from ingestion_operator.spec import OnError, Phase, RolloutSpec, RolloutState
 
 
@@ -50,6 +50,9 @@ class Decision:
     state: RolloutState  # the status to store
     message: str
     event: Event | None = None
+    #: Worker Deployment -> the replicas its share of traffic needs at the new percentage
+    #: (applied before raising traffic, and after draining when lowering it).
+    replicas: dict[str, int] = field(default_factory=dict)
 
     @property
     def percentage(self) -> int:
@@ -72,16 +75,32 @@ def step_index_for(plan: tuple[int, ...], percentage: int) -> int:
     return index
 
 
+def worker_replicas(spec: RolloutSpec, percentage: int) -> dict[str, int]:
+    """What every worker Deployment needs for `percentage` of the traffic."""
+    return {
+        worker.deployment_name: desired_replicas(
+            percentage, worker.min_replicas, worker.max_replicas
+        )
+        for worker in spec.workers
+    }
+
+
+def _compares_paths(name: str) -> bool:
+    rule = RULES_BY_NAME.get(name)
+    return rule is not None and rule.compares_paths
+
+
 def promotable(analysis: AnalysisResult | None, percentage: int) -> bool:
-    """A passing analysis; at 100% the latency ratio has no legacy side to compare with,
-    so an Inconclusive latencyRatio alone does not block the final step."""
+    """A passing analysis; at 100% a rule comparing Temporal with legacy (the latency
+    ratio) has no legacy side left, so an Inconclusive one alone does not block the
+    final step."""
     if analysis is None:
         return False
     if analysis.verdict == Verdict.PASS:
         return True
     if percentage < 100 or analysis.verdict != Verdict.INCONCLUSIVE:
         return False
-    others = [m for m in analysis.metrics if m.name != "latencyRatio"]
+    others = [m for m in analysis.metrics if not _compares_paths(m.name)]
     return all(m.verdict == Verdict.PASS for m in others)
 
 
@@ -92,7 +111,18 @@ def next_action(
     now: datetime,
     command: Command | None = None,
 ) -> Decision:
-    """The one next move of a rollout."""
+    """The one next move of a rollout, with the worker replicas its percentage needs."""
+    decision = _next(spec, state, analysis, now, command)
+    return replace(decision, replicas=worker_replicas(spec, decision.percentage))
+
+
+def _next(
+    spec: RolloutSpec,
+    state: RolloutState,
+    analysis: AnalysisResult | None,
+    now: datetime,
+    command: Command | None,
+) -> Decision:
     if command == Command.ABORT and state.phase not in (Phase.ROLLED_BACK, Phase.FAILED):
         return _rollback(state, "Aborted", "aborted by annotation")
     if state.phase == Phase.ROLLED_BACK:

@@ -1,12 +1,15 @@
 """kopf handlers: thin glue between the cluster and the pure rollout decisions.
 
 One timer per IngestionRollout gathers the inputs (spec, stored status, manual
-annotation, a Prometheus analysis when spec.analysis.interval has elapsed), asks
+annotation, a metrics analysis when spec.analysis.interval has elapsed), asks
 `decisions.next_action` for the one next move, and carries it out in a safe order:
 scale workers before raising traffic, lower traffic before draining workers, then
-status, then the Event. Nothing sleeps: the timer comes back on its own.
+status (projected by status.py), then the Event. Nothing sleeps: the timer comes back
+on its own.
 
-Run: `kopf run --standalone -m ingestion_operator.handlers` or `python -m ingestion_operator`.
+The handlers are registered by `registry(settings)` when the process starts
+(`python -m ingestion_operator`), so the settings, the timer interval included, are
+read at start-up and not when this module is imported.
 """
 
 from __future__ import annotations
@@ -20,40 +23,40 @@ from typing import Any
 
 import kopf
 import prometheus_client
+from ingestion_contract.crd import (
+    ABORT_ANNOTATION,
+    API_VERSION,
+    GROUP,
+    KIND,
+    PLURAL,
+    PROMOTE_ANNOTATION,
+    RETRY_ANNOTATION,
+    VERSION,
+)
 
-from ingestion_operator import kube
+from ingestion_operator import kube, status
 from ingestion_operator.analysis import (
+    QUERY_NAMES,
     QUEUE_DEPTH,
     AnalysisResult,
-    Thresholds,
+    Measurement,
     assess,
-    default_queries,
-    resolve_queries,
 )
 from ingestion_operator.crd_validation import apply_defaults, validate_rollout
-from ingestion_operator.decisions import (
-    ActionKind,
-    Command,
-    Decision,
-    desired_replicas,
-    next_action,
-)
+from ingestion_operator.decisions import ActionKind, Command, Decision, next_action
 from ingestion_operator.metricproviders import MetricProvider, make_provider
-from ingestion_operator.settings import get_settings
-from ingestion_operator.spec import Phase, RolloutSpec, RolloutState
+from ingestion_operator.settings import RolloutOperatorSettings
+from ingestion_operator.spec import AnalysisSpec, Phase, RolloutSpec, RolloutState
 
-GROUP, VERSION, PLURAL = "ingestion.apexmemory.io", "v1alpha1", "ingestionrollouts"
-ANNOTATION_PREFIX = f"{GROUP}/"
 # Abort wins over retry, retry over promote: the safest command is honoured first.
-COMMAND_ORDER = (Command.ABORT, Command.RETRY, Command.PROMOTE)
-CONDITIONS = {
-    "Progressing": (Phase.PROGRESSING,),
-    "Completed": (Phase.COMPLETED,),
-    "RolledBack": (Phase.ROLLED_BACK,),
-}
-SETTINGS = get_settings()
+COMMANDS = (
+    (Command.ABORT, ABORT_ANNOTATION),
+    (Command.RETRY, RETRY_ANNOTATION),
+    (Command.PROMOTE, PROMOTE_ANNOTATION),
+)
 # Causes of phase Failed that the operator clears by itself once they are gone.
 INVALID_SPEC, MISSING_REFERENCE = "InvalidSpec", "MissingReference"
+MAX_EVENT_MESSAGE = 1024
 LIVENESS: dict[str, str] = {}
 
 PERCENTAGE = prometheus_client.Gauge(
@@ -69,72 +72,88 @@ ROLLBACKS = prometheus_client.Counter("ingestionrollout_rollbacks", "Rollbacks c
 
 
 @dataclass(frozen=True)
-class Parsed:
-    """A validated, defaulted spec with what the analysis needs from it."""
-
-    spec: RolloutSpec
-    thresholds: Thresholds
-    queries: dict[str, str]
-
-
-@dataclass(frozen=True)
 class Tick:
-    """Everything one timer run knows; passed around instead of long argument lists."""
+    """What carrying out one decision needs to know about its rollout."""
 
     namespace: str
     name: str
-    now: datetime
-    parsed: Parsed
+    spec: RolloutSpec
     before: RolloutState
-    analysis: AnalysisResult | None
     backlog: float | None  # the queueDepth measurement, for draining after a rollback
 
 
-@kopf.on.startup()
-async def startup(logger: Any, **_: Any) -> None:
-    """Credentials for our own client calls, and the /metrics endpoint."""
-    await asyncio.to_thread(kube.configure)
-    if SETTINGS.metrics_port:
-        prometheus_client.start_http_server(SETTINGS.metrics_port, addr=SETTINGS.bind_address)
-        logger.info("metrics on :%s/metrics", SETTINGS.metrics_port)
+def registry(settings: RolloutOperatorSettings) -> kopf.OperatorRegistry:
+    """Every handler of the operator, configured by `settings` (read once, at start-up)."""
+    handlers = kopf.OperatorRegistry()
+
+    @kopf.on.login(id="login", registry=handlers)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        """kopf's credentials as the kubernetes client finds them (in-cluster, KUBECONFIG):
+        what kopf's default registry logs in with, stated here for this registry."""
+        return kopf.login_via_client(**kwargs)
+
+    @kopf.on.startup(id="startup", registry=handlers)
+    async def startup(logger: Any, **_: Any) -> None:
+        """Credentials for our own client calls, and the /metrics endpoint."""
+        await asyncio.to_thread(kube.configure)
+        if settings.metrics_port:
+            prometheus_client.start_http_server(settings.metrics_port, addr=settings.bind_address)
+            logger.info("metrics on :%s/metrics", settings.metrics_port)
+
+    @kopf.on.probe(id="lastReconcileAt", registry=handlers)
+    def last_reconcile(**_: Any) -> str | None:
+        """Shown by the liveness endpoint: when a reconcile last finished (None: not yet)."""
+        return LIVENESS.get("lastReconcileAt")
+
+    @kopf.timer(
+        GROUP,
+        VERSION,
+        PLURAL,
+        id="reconcile",
+        interval=settings.timer_interval_seconds,
+        registry=handlers,
+    )
+    async def on_timer(
+        body: kopf.Body, meta: kopf.Meta, status: kopf.Status, patch: kopf.Patch, **_: Any
+    ) -> None:
+        await reconcile(body, meta, status, patch, settings.history_limit)
+
+    return handlers
 
 
-@kopf.on.probe(id="lastReconcileAt")
-def last_reconcile(**_: Any) -> str | None:
-    """Shown by the liveness endpoint: when a reconcile last finished (None: not yet)."""
-    return LIVENESS.get("lastReconcileAt")
-
-
-@kopf.timer(GROUP, VERSION, PLURAL, interval=SETTINGS.timer_interval_seconds)
 async def reconcile(
-    body: kopf.Body, meta: kopf.Meta, status: kopf.Status, patch: kopf.Patch, **_: Any
+    body: kopf.Body, meta: kopf.Meta, stored_status: kopf.Status, patch: kopf.Patch, limit: int
 ) -> None:
-    """One step of one rollout: gather, decide, apply."""
-    namespace, now = str(meta.get("namespace") or "default"), datetime.now(UTC)
+    """One step of one rollout: gather, decide, apply, record."""
+    namespace, name = str(meta.get("namespace") or "default"), str(meta.get("name"))
+    now = datetime.now(UTC)
     command = take_command(meta.get("annotations") or {}, patch)
-    stored = dict(status or {})
-    parsed = parse(body)
-    if isinstance(parsed, str):
-        mark_failed(body, stored, meta, patch, parsed, INVALID_SPEC)
+    stored = dict(stored_status or {})
+    generation = int(meta["generation"]) if meta.get("generation") is not None else None
+    spec = parse(body)
+    if isinstance(spec, str):
+        mark_failed(body, stored, patch, spec, INVALID_SPEC, generation)
         return
     before = RolloutState.from_status(stored)
-    if command is None and await cause_gone(parsed.spec, namespace, stored):
+    if command is None and await cause_gone(spec, namespace, stored):
         command = Command.RETRY  # level-based recovery: the fix itself is the signal
     analysis, backlog = None, None
-    if command is not None or analysis_due(parsed.spec, before, stored, now):
-        analysis, backlog = await analyse(parsed, now)
-    tick = Tick(namespace, str(meta.get("name")), now, parsed, before, analysis, backlog)
-    decision = next_action(parsed.spec, before, analysis, now, command)
+    if command is not None or analysis_due(spec, before, stored, now):
+        analysis, backlog = await analyse(spec.analysis, now)
+    tick = Tick(namespace, name, spec, before, backlog)
+    decision = next_action(spec, before, analysis, now, command)
     try:
         await apply(tick, decision)
     except kube.MissingReference as exc:
         await route_to_legacy(tick, patch)
-        mark_failed(body, stored, meta, patch, str(exc), MISSING_REFERENCE)
+        mark_failed(body, stored, patch, str(exc), MISSING_REFERENCE, generation)
         return
     finally:
         LIVENESS["lastReconcileAt"] = now.isoformat()
-    write_status(tick, decision, stored, meta, patch)
-    record(body, tick, decision)
+    observed = status.Observed(before, stored, now, len(spec.plan), analysis, generation)
+    for key, value in status.decided(observed, decision, limit).items():
+        patch.status[key] = value
+    record(body, namespace, decision)
 
 
 async def cause_gone(spec: RolloutSpec, namespace: str, stored: dict[str, Any]) -> bool:
@@ -147,7 +166,7 @@ async def cause_gone(spec: RolloutSpec, namespace: str, stored: dict[str, Any]) 
     if stored.get("reason") != MISSING_REFERENCE:
         return False
     try:
-        await kube.read_percentage(namespace, spec.configmap_name, spec.configmap_key)
+        await kube.require_configmap(namespace, spec.configmap_name)
         for worker in spec.workers:
             await kube.read_replicas(namespace, worker.deployment_name)
     except kube.MissingReference:
@@ -158,7 +177,7 @@ async def cause_gone(spec: RolloutSpec, namespace: str, stored: dict[str, Any]) 
 async def route_to_legacy(tick: Tick, patch: kopf.Patch) -> None:
     """A worker Deployment or the ConfigMap vanished: send every document to the legacy
     path if the ConfigMap is still there (no Temporal workers may be left to serve it)."""
-    spec = tick.parsed.spec
+    spec = tick.spec
     if tick.before.percentage == 0:
         return
     try:
@@ -172,15 +191,14 @@ async def route_to_legacy(tick: Tick, patch: kopf.Patch) -> None:
 
 def take_command(annotations: dict[str, str], patch: kopf.Patch) -> Command | None:
     """The manual command annotated on the rollout, removed so it acts exactly once."""
-    for command in COMMAND_ORDER:
-        key = ANNOTATION_PREFIX + command.value
-        if key in annotations:
-            patch.metadata.annotations[key] = None
+    for command, annotation in COMMANDS:
+        if annotation in annotations:
+            patch.metadata.annotations[annotation] = None
             return command
     return None
 
 
-def parse(body: kopf.Body) -> Parsed | str:
+def parse(body: kopf.Body) -> RolloutSpec | str:
     """Admission as the API server would do it (the emulator does not): errors as a str.
     Cached by the spec's content: validation (schema and CEL) is the costly part of a
     quiet tick, and a spec only changes with a new generation."""
@@ -188,41 +206,33 @@ def parse(body: kopf.Body) -> Parsed | str:
 
 
 @functools.lru_cache(maxsize=1024)
-def _parse(spec_json: str) -> Parsed | str:
-    obj = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "IngestionRollout"}
-    obj["spec"] = json.loads(spec_json)
+def _parse(spec_json: str) -> RolloutSpec | str:
+    obj = {"apiVersion": API_VERSION, "kind": KIND, "spec": json.loads(spec_json)}
     errors = validate_rollout(obj)
     if errors:
         return "invalid spec: " + "; ".join(errors)
-    raw = apply_defaults(obj)["spec"]
     try:
-        spec = RolloutSpec.from_spec(raw)
-        thresholds = Thresholds.from_spec(spec.analysis.thresholds)
-        defaults = default_queries(spec.analysis.window, thresholds.latency_quantile)
-        queries = resolve_queries(defaults, spec.analysis.queries)
+        return RolloutSpec.from_spec(apply_defaults(obj)["spec"])
     except (ValueError, KeyError, TypeError) as exc:
         return f"invalid spec: {exc}"
-    return Parsed(spec, thresholds, queries)
 
 
 def mark_failed(
     body: kopf.Body,
     stored: dict[str, Any],
-    meta: kopf.Meta,
     patch: kopf.Patch,
     message: str,
     reason: str,
+    generation: int | None,
 ) -> None:
     """Phase Failed with the cause, once: no exception, so no kopf retry loop."""
     if stored.get("phase") == Phase.FAILED and stored.get("message") == message:
         return
-    patch.status["phase"] = Phase.FAILED.value
-    patch.status["message"] = message
-    patch.status["reason"] = reason
-    if meta.get("generation") is not None:
-        patch.status["observedGeneration"] = int(meta["generation"])
+    for key, value in status.failed(message, reason, generation).items():
+        patch.status[key] = value
+    meta = body["metadata"]
     set_phase_metric(str(meta.get("namespace")), str(meta.get("name")), Phase.FAILED)
-    kopf.warn(body, reason=reason, message=message[:1024])
+    kopf.warn(body, reason=reason, message=message[:MAX_EVENT_MESSAGE])
 
 
 def analysis_due(
@@ -237,136 +247,67 @@ def analysis_due(
     return now - datetime.fromisoformat(last) >= spec.analysis.interval
 
 
-async def analyse(parsed: Parsed, now: datetime) -> tuple[AnalysisResult, float | None]:
-    """Query Prometheus (in a thread: the provider is synchronous) and judge."""
-    provider = provider_for(parsed.spec.analysis.prometheus_url)
-    measurements = await asyncio.to_thread(provider.measure, parsed.queries)
-    result = assess(measurements, parsed.thresholds, parsed.spec.analysis.min_sample_count, now)
+async def analyse(spec: AnalysisSpec, now: datetime) -> tuple[AnalysisResult, float | None]:
+    """Measure with the spec's provider (in a thread: providers are synchronous), judge."""
+    provider = provider_for(spec.provider, spec.prometheus_url)
+    measurements = await asyncio.to_thread(measure, provider, spec)
+    result = assess(measurements, spec.thresholds, spec.min_sample_count, now)
     ANALYSES.labels(verdict=result.verdict.value).inc()
     queue = measurements.get(QUEUE_DEPTH)
     backlog = queue.value if queue is not None and queue.error is None else None
     return result, backlog
 
 
+def measure(provider: MetricProvider, spec: AnalysisSpec) -> dict[str, Measurement]:
+    """Every rule's measurement; queries the provider cannot build are errors, as data."""
+    try:
+        queries = provider.queries(spec)
+    except ValueError as exc:
+        return {name: Measurement(error=f"no query: {exc}") for name in QUERY_NAMES}
+    return provider.measure(queries)
+
+
 @functools.cache
-def provider_for(url: str) -> MetricProvider:
-    """One provider (one HTTP session) per Prometheus, shared by the rollouts using it."""
-    return make_provider("prometheus", url=url)
+def provider_for(kind: str, url: str) -> MetricProvider:
+    """One provider (one HTTP session) per backend, shared by the rollouts using it."""
+    return make_provider(kind, url=url)
 
 
 async def apply(tick: Tick, decision: Decision) -> None:
     """Carry out the decision on the cluster: capacity before traffic, traffic before drain."""
-    spec, new = tick.parsed.spec, decision.percentage
+    spec, new = tick.spec, decision.percentage
     if new > tick.before.percentage:
-        for worker in spec.workers:
-            wanted = desired_replicas(new, worker.min_replicas, worker.max_replicas)
-            if await kube.read_replicas(tick.namespace, worker.deployment_name) < wanted:
-                await kube.scale(tick.namespace, worker.deployment_name, wanted)
+        for deployment, wanted in decision.replicas.items():
+            if await kube.read_replicas(tick.namespace, deployment) < wanted:
+                await kube.scale(tick.namespace, deployment, wanted)
     if new != tick.before.percentage or decision.kind == ActionKind.ROLLBACK:
         await kube.write_percentage(tick.namespace, spec.configmap_name, spec.configmap_key, new)
     if new < tick.before.percentage or decision.state.phase == Phase.ROLLED_BACK:
-        await drain(tick, new)
+        await drain(tick, decision)
 
 
-async def drain(tick: Tick, percentage: int) -> None:
-    """Shrink workers to what `percentage` needs, but only once the backlog is empty:
+async def drain(tick: Tick, decision: Decision) -> None:
+    """Shrink workers to what the new percentage needs, but only once the backlog is empty:
     queued documents must still be processed. Not empty yet: the next tick retries."""
     if tick.backlog is None or tick.backlog > 0:
         return
-    for worker in tick.parsed.spec.workers:
-        wanted = desired_replicas(percentage, worker.min_replicas, worker.max_replicas)
-        if await kube.read_replicas(tick.namespace, worker.deployment_name) > wanted:
-            await kube.scale(tick.namespace, worker.deployment_name, wanted)
+    for deployment, wanted in decision.replicas.items():
+        if await kube.read_replicas(tick.namespace, deployment) > wanted:
+            await kube.scale(tick.namespace, deployment, wanted)
 
 
-def write_status(
-    tick: Tick, decision: Decision, stored: dict[str, Any], meta: kopf.Meta, patch: kopf.Patch
-) -> None:
-    """Patch only the status fields that changed (a quiet tick writes nothing)."""
-    wanted = status_fields(tick, decision, stored)
-    if meta.get("generation") is not None:
-        wanted["observedGeneration"] = int(meta["generation"])
-    wanted["conditions"] = conditions(decision, stored, tick.now)
-    for key, value in wanted.items():
-        if stored.get(key) != value:
-            patch.status[key] = value
-
-
-def status_fields(tick: Tick, decision: Decision, stored: dict[str, Any]) -> dict[str, Any]:
-    """The status a decision stands for, in the CRD's field names."""
-    state, plan = decision.state, tick.parsed.spec.plan
-    fields: dict[str, Any] = {
-        "phase": state.phase.value,
-        "currentStepIndex": state.step_index,
-        "currentPercentage": state.percentage,
-        "stepsTotal": len(plan),
-        "stepLabel": f"{state.step_index + 1}/{len(plan)}",
-        "failureCount": state.failure_count,
-        "consecutiveErrors": state.consecutive_errors,
-        "history": history(tick, decision, stored),
-    }
-    if state.step_started_at is not None:
-        fields["stepStartedAt"] = state.step_started_at.isoformat()
-    if tick.analysis is not None:
-        fields["lastAnalysis"] = tick.analysis.to_status()
-    if state.phase != Phase.FAILED and stored.get("reason"):
-        fields["reason"] = None  # the failure's cause is gone
-    # A quiet tick after a rollback or completion keeps the message that says why.
-    live = state.phase in (Phase.PROGRESSING, Phase.PAUSED)
-    if decision.kind != ActionKind.WAIT or (tick.analysis is not None and live):
-        fields["message"] = decision.message
-    return fields
-
-
-def history(tick: Tick, decision: Decision, stored: dict[str, Any]) -> list[dict[str, Any]]:
-    """Append a change of percentage or phase; keep the latest HISTORY_LIMIT entries."""
-    entries = list(stored.get("history") or [])
-    before, after = tick.before, decision.state
-    if (before.percentage, before.phase) == (after.percentage, after.phase):
-        return entries
-    entry = {
-        "at": tick.now.isoformat(),
-        "fromPercentage": before.percentage,
-        "toPercentage": after.percentage,
-        "phase": after.phase.value,
-        "reason": decision.event.reason if decision.event else decision.kind.value,
-        "message": decision.message[:4096],
-    }
-    limit = max(1, min(SETTINGS.history_limit, 50))
-    return [*entries, entry][-limit:]
-
-
-def conditions(decision: Decision, stored: dict[str, Any], now: datetime) -> list[dict[str, Any]]:
-    """Progressing/Completed/RolledBack as True/False; a transition time moves on change."""
-    previous = {c.get("type"): c for c in stored.get("conditions") or []}
-    reason = decision.event.reason if decision.event else decision.kind.value
-    result = []
-    for kind, phases in CONDITIONS.items():
-        value = "True" if decision.state.phase in phases else "False"
-        old = previous.get(kind) or {}
-        changed = old.get("status") != value
-        result.append(
-            {
-                "type": kind,
-                "status": value,
-                "reason": reason if changed else old.get("reason", reason),
-                "message": decision.message[:32768] if changed else old.get("message", ""),
-                "lastTransitionTime": now.isoformat() if changed else old["lastTransitionTime"],
-            }
-        )
-    return result
-
-
-def record(body: kopf.Body, tick: Tick, decision: Decision) -> None:
+def record(body: kopf.Body, namespace: str, decision: Decision) -> None:
     """The Event (after the status, so a reader of the Event sees the new status) and metrics."""
     name = str(body["metadata"]["name"])
-    PERCENTAGE.labels(namespace=tick.namespace, name=name).set(decision.percentage)
-    set_phase_metric(tick.namespace, name, decision.state.phase)
+    PERCENTAGE.labels(namespace=namespace, name=name).set(decision.percentage)
+    set_phase_metric(namespace, name, decision.state.phase)
     if decision.kind == ActionKind.ROLLBACK:
         ROLLBACKS.inc()
     if decision.event is not None:
         event = decision.event
-        kopf.event(body, type=event.type, reason=event.reason, message=event.message[:1024])
+        kopf.event(
+            body, type=event.type, reason=event.reason, message=event.message[:MAX_EVENT_MESSAGE]
+        )
 
 
 def set_phase_metric(namespace: str, name: str, current: Phase) -> None:

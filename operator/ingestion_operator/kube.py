@@ -12,6 +12,7 @@ import functools
 from typing import Any
 
 import kubernetes
+from ingestion_contract.routing import format_percentage
 
 MERGE_PATCH = "application/merge-patch+json"  # the client would pick JSON Patch for a dict
 
@@ -40,17 +41,15 @@ def _apps() -> kubernetes.client.AppsV1Api:
     return kubernetes.client.AppsV1Api(_client())
 
 
-def _read_percentage(namespace: str, name: str, key: str) -> int | None:
+def _require_configmap(namespace: str, name: str) -> None:
     try:
-        configmap: Any = _core().read_namespaced_config_map(name, namespace)
+        _core().read_namespaced_config_map(name, namespace)
     except kubernetes.client.ApiException as exc:
         raise _missing("ConfigMap", namespace, name, exc) from exc
-    raw = (configmap.data or {}).get(key)
-    return int(raw) if raw is not None and str(raw).strip().isdigit() else None
 
 
 def _write_percentage(namespace: str, name: str, key: str, percentage: int) -> None:
-    body = {"data": {key: str(percentage)}}
+    body = {"data": {key: format_percentage(percentage)}}
     try:
         _core().patch_namespaced_config_map(name, namespace, body, _content_type=MERGE_PATCH)
     except kubernetes.client.ApiException as exc:
@@ -73,13 +72,14 @@ def _scale(namespace: str, name: str, replicas: int) -> None:
         raise _missing("Deployment", namespace, name, exc) from exc
 
 
-async def read_percentage(namespace: str, name: str, key: str) -> int | None:
-    """The routing ConfigMap's percentage; None when the key is absent or not a number."""
-    return await asyncio.to_thread(_read_percentage, namespace, name, key)
+async def require_configmap(namespace: str, name: str) -> None:
+    """MissingReference unless the ConfigMap exists (its content is the API's to read)."""
+    await asyncio.to_thread(_require_configmap, namespace, name)
 
 
 async def write_percentage(namespace: str, name: str, key: str, percentage: int) -> None:
-    """Merge-patch one key, leaving the ConfigMap's other keys to their owners."""
+    """Merge-patch one key, in the contract's format, leaving the ConfigMap's other keys
+    to their owners."""
     await asyncio.to_thread(_write_percentage, namespace, name, key, percentage)
 
 

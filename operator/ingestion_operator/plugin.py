@@ -18,12 +18,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 import kubernetes
+from ingestion_contract.crd import (
+    ABORT_ANNOTATION,
+    GROUP,
+    PLURAL,
+    PROMOTE_ANNOTATION,
+    RETRY_ANNOTATION,
+    VERSION,
+)
 
-GROUP, VERSION, PLURAL = "ingestion.apexmemory.io", "v1alpha1", "ingestionrollouts"
 MERGE_PATCH = "application/merge-patch+json"
 # The CRD's printer columns (a unit test keeps the two lists identical).
 COLUMNS = ("NAME", "PHASE", "WEIGHT", "STEP", "TARGET", "LAST VERDICT", "AGE")
-COMMANDS = {"promote", "abort", "retry"}
+COMMANDS = {"promote": PROMOTE_ANNOTATION, "abort": ABORT_ANNOTATION, "retry": RETRY_ANNOTATION}
 HISTORY_SHOWN = 8
 
 
@@ -142,7 +149,7 @@ def steer(rollouts: Rollouts, command: str, name: str) -> str:
     """promote/abort/retry as the operator's annotations; pause/resume as spec.paused."""
     if command in COMMANDS:
         stamp = datetime.now(UTC).isoformat()
-        rollouts.patch(name, {"metadata": {"annotations": {f"{GROUP}/{command}": stamp}}})
+        rollouts.patch(name, {"metadata": {"annotations": {COMMANDS[command]: stamp}}})
         return f"ingestionrollout/{name} {command} requested (the operator acts on its next tick)"
     rollouts.patch(name, {"spec": {"paused": command == "pause"}})
     return f"ingestionrollout/{name} {'paused' if command == 'pause' else 'resumed'}"

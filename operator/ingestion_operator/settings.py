@@ -1,7 +1,8 @@
 """The operator's settings: every knob, its default and its meaning.
 
-Loaded once from the environment by `get_settings()` (as the worker does), so a bad
-value fails at start-up with the variable's name rather than inside a timer.
+Loaded once from the environment by `get_settings()` when the process starts (as the
+worker does), so a bad value fails at start-up with the variable's name rather than
+inside a timer. Named apart from kopf.OperatorSettings, kopf's own configuration.
 """
 
 from __future__ import annotations
@@ -9,11 +10,11 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-from ingestion_worker.envconfig import env_field, load_settings
+from ingestion_contract.envconfig import env_field, load_settings
 
 
 @dataclass(frozen=True)
-class OperatorSettings:
+class RolloutOperatorSettings:
     metrics_port: int = env_field(
         "OPERATOR_METRICS_PORT", 9465, "Port of the operator's /metrics server; 0 disables."
     )
@@ -42,6 +43,6 @@ class OperatorSettings:
 
 
 @functools.cache
-def get_settings() -> OperatorSettings:
+def get_settings() -> RolloutOperatorSettings:
     """The process's settings, read from the environment on first use."""
-    return load_settings(OperatorSettings)
+    return load_settings(RolloutOperatorSettings)

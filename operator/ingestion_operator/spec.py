@@ -1,16 +1,26 @@
 """Typed views of an IngestionRollout: its spec (what the user asked for) and its status
 (where the rollout is). The kopf handlers parse once and hand these to the pure
 decision functions, which never see raw dictionaries.
+
+Every default is the CRD's (ingestion_contract.crd_defaults is generated from
+crds/ingestionrollouts.yaml), so a default is changed in the CRD and nowhere else.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from ingestion_contract.crd import DEFAULT_ROUTING_CONFIGMAP, DEFAULT_ROUTING_KEY
+from ingestion_contract.crd_defaults import SPEC, WORKER
+
+from ingestion_operator.analysis.rules import QUERY_NAMES, Thresholds
+
+_ANALYSIS = SPEC["analysis"]
 _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 
 
@@ -37,36 +47,81 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(hours=hours, minutes=minutes, seconds=seconds)
 
 
+# The CRD's defaults that need parsing, parsed once.
+_INTERVAL = parse_duration(_ANALYSIS["interval"])
+_ON_ERROR = OnError(_ANALYSIS["onError"])
+_STEP_DURATION = parse_duration(SPEC["stepDuration"])
+
+
 @dataclass(frozen=True)
 class WorkerTarget:
     deployment_name: str
-    min_replicas: int = 1
-    max_replicas: int = 10
+    min_replicas: int = WORKER["minReplicas"]
+    max_replicas: int = WORKER["maxReplicas"]
+
+    @classmethod
+    def from_spec(cls, worker: Mapping[str, Any]) -> WorkerTarget:
+        given = {**WORKER, **worker}
+        return cls(
+            str(given["deploymentName"]), int(given["minReplicas"]), int(given["maxReplicas"])
+        )
+
+
+def query_overrides(queries: Mapping[str, Any] | None) -> dict[str, str]:
+    """The CR's `analysis.queries`: each names a rule (or sampleCount) and is not blank.
+
+    A typo must not leave the built-in query silently in place, so it is a ValueError."""
+    queries = dict(queries or {})
+    unknown = sorted(set(queries) - set(QUERY_NAMES))
+    if unknown:
+        raise ValueError(f"unknown query overrides {unknown}; known: {', '.join(QUERY_NAMES)}")
+    empty = sorted(name for name, query in queries.items() if not str(query).strip())
+    if empty:
+        raise ValueError(f"empty query overrides {empty}")
+    return {name: str(query) for name, query in queries.items()}
 
 
 @dataclass(frozen=True)
 class AnalysisSpec:
-    prometheus_url: str = "http://prometheus-server:9090"
-    interval: timedelta = timedelta(seconds=30)
-    window: str = "2m"
-    min_sample_count: int = 50
-    failure_limit: int = 0
-    consecutive_error_limit: int = 4
-    on_error: OnError = OnError.PAUSE
-    thresholds: dict[str, float] = field(default_factory=dict)
+    provider: str = _ANALYSIS["provider"]
+    prometheus_url: str = _ANALYSIS["prometheusUrl"]
+    interval: timedelta = _INTERVAL
+    window: str = _ANALYSIS["window"]
+    min_sample_count: int = _ANALYSIS["minSampleCount"]
+    failure_limit: int = _ANALYSIS["failureLimit"]
+    consecutive_error_limit: int = _ANALYSIS["consecutiveErrorLimit"]
+    on_error: OnError = _ON_ERROR
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    #: Per-rule query overrides; the provider supplies the others (see metricproviders).
     queries: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_spec(cls, analysis: Mapping[str, Any] | None) -> AnalysisSpec:
+        given = {**_ANALYSIS, **(analysis or {})}
+        return cls(
+            provider=str(given["provider"]),
+            prometheus_url=str(given["prometheusUrl"]),
+            interval=parse_duration(given["interval"]),
+            window=str(given["window"]),
+            min_sample_count=int(given["minSampleCount"]),
+            failure_limit=int(given["failureLimit"]),
+            consecutive_error_limit=int(given["consecutiveErrorLimit"]),
+            on_error=OnError(given["onError"]),
+            thresholds=Thresholds.from_spec(given.get("thresholds")),
+            queries=query_overrides(given.get("queries")),
+        )
 
 
 @dataclass(frozen=True)
 class RolloutSpec:
-    target_percentage: int = 100
-    steps: tuple[int, ...] = (10, 50, 100)
-    step_duration: timedelta = timedelta(minutes=10)
+    target_percentage: int = SPEC["targetPercentage"]
+    steps: tuple[int, ...] = tuple(SPEC["steps"])
+    step_duration: timedelta = _STEP_DURATION
     step_overrides: dict[int, timedelta] = field(default_factory=dict)  # percentage -> duration
-    paused: bool = False
-    configmap_name: str = "ingestion-routing"
-    configmap_key: str = "temporalPercentage"
-    workers: tuple[WorkerTarget, ...] = (WorkerTarget("ingestion-temporal-worker"),)
+    paused: bool = SPEC["paused"]
+    configmap_name: str = DEFAULT_ROUTING_CONFIGMAP
+    configmap_key: str = DEFAULT_ROUTING_KEY
+    workers: tuple[WorkerTarget, ...] = tuple(WorkerTarget.from_spec(w) for w in SPEC["workers"])
     analysis: AnalysisSpec = field(default_factory=AnalysisSpec)
 
     @property
@@ -79,36 +134,27 @@ class RolloutSpec:
         return self.step_overrides.get(percentage, self.step_duration)
 
     @classmethod
-    def from_spec(cls, spec: dict[str, Any]) -> RolloutSpec:
-        """Parse a (defaulted, validated) spec; a bad value raises ValueError."""
-        routing = spec.get("routing") or {}
-        analysis = spec.get("analysis") or {}
+    def from_spec(cls, spec: Mapping[str, Any]) -> RolloutSpec:
+        """Parse a validated spec, thresholds and query overrides included.
+
+        The spec is expected as the API server stores it (defaults applied); a key still
+        missing takes the CRD's default. A bad value raises ValueError.
+        """
+        given = {**SPEC, **spec}
+        routing = {**SPEC["routing"], **(given["routing"] or {})}
         return cls(
-            target_percentage=int(spec.get("targetPercentage", 100)),
-            steps=tuple(int(s) for s in spec.get("steps", (10, 50, 100))),
-            step_duration=parse_duration(spec.get("stepDuration", "10m")),
+            target_percentage=int(given["targetPercentage"]),
+            steps=tuple(int(s) for s in given["steps"]),
+            step_duration=parse_duration(given["stepDuration"]),
             step_overrides={
                 int(o["step"]): parse_duration(o["duration"])
-                for o in spec.get("stepOverrides") or []
+                for o in given.get("stepOverrides") or []
             },
-            paused=bool(spec.get("paused", False)),
-            configmap_name=routing.get("configMapName", "ingestion-routing"),
-            configmap_key=routing.get("key", "temporalPercentage"),
-            workers=tuple(
-                WorkerTarget(w["deploymentName"], w.get("minReplicas", 1), w.get("maxReplicas", 10))
-                for w in spec.get("workers", [{"deploymentName": "ingestion-temporal-worker"}])
-            ),
-            analysis=AnalysisSpec(
-                prometheus_url=analysis.get("prometheusUrl", "http://prometheus-server:9090"),
-                interval=parse_duration(analysis.get("interval", "30s")),
-                window=str(analysis.get("window", "2m")),
-                min_sample_count=int(analysis.get("minSampleCount", 50)),
-                failure_limit=int(analysis.get("failureLimit", 0)),
-                consecutive_error_limit=int(analysis.get("consecutiveErrorLimit", 4)),
-                on_error=OnError(analysis.get("onError", "Pause")),
-                thresholds=dict(analysis.get("thresholds") or {}),
-                queries=dict(analysis.get("queries") or {}),
-            ),
+            paused=bool(given["paused"]),
+            configmap_name=str(routing["configMapName"]),
+            configmap_key=str(routing["key"]),
+            workers=tuple(WorkerTarget.from_spec(w) for w in given["workers"]),
+            analysis=AnalysisSpec.from_spec(given["analysis"]),
         )
 
 

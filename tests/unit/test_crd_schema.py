@@ -35,6 +35,7 @@ DEFAULT_SPEC: dict[str, Any] = {
         {"deploymentName": "ingestion-temporal-worker", "minReplicas": 1, "maxReplicas": 10}
     ],
     "analysis": {
+        "provider": "prometheus",
         "prometheusUrl": "http://prometheus-server:9090",
         "interval": "30s",
         "window": "2m",
@@ -115,6 +116,11 @@ def test_crd_names_and_version() -> None:
 def test_schema_is_structural_and_described() -> None:
     for path, node in schema_nodes(rollout_schema()):
         assert "type" in node, f"{path}: no type (not structural)"
+        if path == "metadata":
+            # A real API server refuses anything but type under metadata ("must not specify
+            # anything other than name and generateName"): found by the control-plane tests.
+            assert set(node) == {"type"}, f"{path}: only `type` is allowed, got {sorted(node)}"
+            continue
         assert node.get("description"), f"{path}: no description"
         assert "x-kubernetes-preserve-unknown-fields" not in node, f"{path}: preserves unknown"
         assert "additionalProperties" not in node, f"{path}: additionalProperties"

@@ -1,17 +1,27 @@
 """The live fault source: environment defaults, a JSON file that overrides them and is
-re-read when it changes (as a mounted ConfigMap does), and bad files ignored."""
+re-read when it changes (as a mounted ConfigMap does), and bad files ignored; and the
+worker interceptor that applies it to the graph write."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from pathlib import Path
 
 import pytest
-from ingestion_worker.activities import IngestionActivities, InjectedFaultError
-from ingestion_worker.faults import Fault, FaultFileError, FaultSource, parse_fault
-from ingestion_worker.models import Blob, WriteGraphInput
+from ingestion_worker.faults import (
+    Fault,
+    FaultFileError,
+    FaultInterceptor,
+    FaultSource,
+    fault_source,
+    parse_fault,
+)
+from ingestion_worker.models import DocumentState, IngestDocumentInput
 from ingestion_worker.settings import WorkerSettings
+from ingestion_worker.steps import step_named
+from temporalio.exceptions import ApplicationError
 
 ENV = Fault(failure_rate=0.0, delay_seconds=0.0)
 
@@ -119,33 +129,46 @@ def test_the_failure_choice_is_stable_per_document_and_follows_the_rate() -> Non
     assert not any(Fault(failure_rate=0.0).fails(i) for i in ids)
 
 
-class _Pipeline:
-    """Just what IngestionActivities reads at construction and in _inject_fault."""
-
-    def __init__(self, settings: WorkerSettings) -> None:
-        self.settings = settings
+def _state(document_id: str) -> DocumentState:
+    return DocumentState(IngestDocumentInput(document_id, "demo"), artifact_prefix="p")
 
 
-def _write_request(document_id: str) -> WriteGraphInput:
-    return WriteGraphInput(document_id, "demo", "text/plain", "h", [], Blob(inline="[]"))
+def _inject(interceptor: FaultInterceptor, document_id: str) -> None:
+    """What the interceptor does before a write_graph activity runs (outside an activity)."""
+    asyncio.run(interceptor.inject(_state(document_id)))
+
+
+def _interceptor(settings: WorkerSettings) -> FaultInterceptor:
+    faults = fault_source(settings)
+    assert faults is not None, "a fault setting is set: the worker registers the interceptor"
+    return FaultInterceptor(faults)
 
 
 def test_the_write_step_fails_with_injected_fault_error_once_the_file_says_so(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "fault.json"
-    settings = WorkerSettings(fault_file=str(path))
-    activities = IngestionActivities(_Pipeline(settings))  # type: ignore[arg-type]
-    activities._inject_fault(_write_request("doc-1"))  # no file: no fault
+    interceptor = _interceptor(WorkerSettings(fault_file=str(path)))
+    _inject(interceptor, "doc-1")  # no file: no fault
     write(path, {"failureRate": 1.0})
-    with pytest.raises(InjectedFaultError, match="demo/doc-1"):
-        activities._inject_fault(_write_request("doc-1"))
+    with pytest.raises(ApplicationError, match="demo/doc-1") as raised:
+        _inject(interceptor, "doc-1")
+    assert raised.value.type == "InjectedFaultError" and raised.value.non_retryable
     write(path, {"failureRate": 0.0})
-    activities._inject_fault(_write_request("doc-1"))
+    _inject(interceptor, "doc-1")
 
 
 def test_the_environment_settings_still_work_without_a_file() -> None:
-    settings = WorkerSettings(fault_failure_rate=1.0)
-    activities = IngestionActivities(_Pipeline(settings))  # type: ignore[arg-type]
-    with pytest.raises(InjectedFaultError):
-        activities._inject_fault(_write_request("any"))
+    interceptor = _interceptor(WorkerSettings(fault_failure_rate=1.0))
+    with pytest.raises(ApplicationError) as raised:
+        _inject(interceptor, "any")
+    assert raised.value.type == "InjectedFaultError"
+
+
+def test_without_a_fault_setting_no_interceptor_is_registered() -> None:
+    assert fault_source(WorkerSettings()) is None
+    assert fault_source(WorkerSettings(fault_delay_seconds=0.5)) is not None
+
+
+def test_the_interceptor_applies_to_the_graph_write_activity_only() -> None:
+    assert FaultInterceptor(FaultSource(ENV)).activity_type == step_named("write_graph").activity

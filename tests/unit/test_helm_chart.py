@@ -85,12 +85,12 @@ def env_of(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def settings_fields() -> dict[str, Any]:
     """Every variable the three settings dataclasses read: NAME -> default."""
     from ingestion_api.settings import ApiSettings
-    from ingestion_operator.settings import OperatorSettings
+    from ingestion_operator.settings import RolloutOperatorSettings
     from ingestion_worker.settings import WorkerSettings
 
     return {
         field.metadata["env"]: field.default
-        for cls in (WorkerSettings, ApiSettings, OperatorSettings)
+        for cls in (WorkerSettings, ApiSettings, RolloutOperatorSettings)
         for field in dataclasses.fields(cls)
     }
 

@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 import yaml
 from hack_modules import load_hack
+from ingestion_contract import metrics as contract_metrics
 from ingestion_sandbox.servers.services import PrometheusServer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -62,6 +63,17 @@ def alert_queries() -> dict[str, str]:
     return {rule["alert"]: rule["expr"] for group in groups for rule in group["rules"]}
 
 
+def metric_name(node: ast.expr) -> str | None:
+    """A metric's name as written at its definition: a literal, or a name of the metric
+    contract (`contract.DOCUMENTS_TOTAL`, from ingestion_contract.metrics)."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, ast.Attribute | ast.Name):
+        value = getattr(contract_metrics, getattr(node, "attr", getattr(node, "id", "")), None)
+        return value if isinstance(value, str) else None
+    return None
+
+
 def exported_metrics() -> set[str]:
     """Series names the code exports through prometheus_client (any module, any process)."""
     suffixes = {"Counter": ["_total"], "Histogram": ["_bucket", "_sum", "_count"], "Gauge": [""]}
@@ -72,13 +84,9 @@ def exported_metrics() -> set[str]:
                 if not (isinstance(node, ast.Call) and node.args):
                     continue
                 kind = getattr(node.func, "attr", getattr(node.func, "id", ""))
-                first = node.args[0]
-                if (
-                    kind in suffixes
-                    and isinstance(first, ast.Constant)
-                    and isinstance(first.value, str)
-                ):
-                    base = first.value.removesuffix("_total")
+                name = metric_name(node.args[0])
+                if kind in suffixes and name is not None:
+                    base = name.removesuffix("_total")
                     names |= {base + suffix for suffix in suffixes[kind]}
     return names
 

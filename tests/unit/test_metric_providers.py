@@ -6,9 +6,10 @@ from __future__ import annotations
 import math
 
 import pytest
-from ingestion_operator.analysis import Measurement, default_queries, resolve_queries
+from ingestion_operator.analysis import Measurement
 from ingestion_operator.metricproviders import PrometheusProvider, make_provider
 from ingestion_operator.metricproviders.prometheus import batched, split_batch, to_measurement
+from ingestion_operator.metricproviders.prometheus_queries import default_queries, resolve_queries
 
 
 def test_make_provider_builds_a_registered_kind() -> None:

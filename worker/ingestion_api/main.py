@@ -11,8 +11,8 @@ import logging
 import signal
 
 from aiohttp import web
+from ingestion_contract.process import exit_now
 from ingestion_worker.pipeline import build_pipeline
-from ingestion_worker.process import exit_now
 from ingestion_worker.settings import WorkerSettings, get_settings
 from temporalio.client import Client
 

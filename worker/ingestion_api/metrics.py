@@ -1,4 +1,5 @@
-"""The router's metric contract (exact names: the operator's default PromQL uses them).
+"""The router's metrics. The first three are the metric contract: their names come from
+ingestion_contract.metrics, which the operator's queries are written with.
 
 - ingestion_documents_total{path,outcome}: one per finished document
 - ingestion_duration_seconds{path}: accept -> finished, 5 ms .. 60 s buckets
@@ -9,28 +10,33 @@
 
 from __future__ import annotations
 
+from ingestion_contract import metrics as contract
 from prometheus_client import Counter, Gauge, Histogram
 
 DOCUMENTS = Counter(
-    "ingestion_documents_total", "Finished documents by path and outcome.", ["path", "outcome"]
+    contract.DOCUMENTS_TOTAL,
+    "Finished documents by path and outcome.",
+    [contract.PATH_LABEL, contract.OUTCOME_LABEL],
 )
 # Every path/outcome series exists from the start at 0. A series born at its first
 # increment is invisible to increase()/rate() at that sample (they need two), so the
 # first failed Temporal document would not count toward the error rate.
-for _path in ("temporal", "legacy"):
-    for _outcome in ("success", "failure"):
+for _path in contract.PATHS:
+    for _outcome in contract.OUTCOMES:
         DOCUMENTS.labels(_path, _outcome)
 DURATION = Histogram(
-    "ingestion_duration_seconds",
+    contract.DURATION_SECONDS,
     "End-to-end time of one document, from acceptance to its result.",
-    ["path"],
+    [contract.PATH_LABEL],
     buckets=(
         0.005, 0.01, 0.015, 0.02, 0.03, 0.04, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5,
         0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0,
     ),
 )  # fmt: skip
 ERRORS = Counter(
-    "ingestion_errors_total", "Failed documents by path and error type.", ["path", "error_type"]
+    contract.ERRORS_TOTAL,
+    "Failed documents by path and error type.",
+    [contract.PATH_LABEL, contract.ERROR_TYPE_LABEL],
 )
 SHADOW_COMPARISONS = Counter(
     "ingestion_shadow_comparisons_total", "Documents run on both paths and compared."

@@ -9,23 +9,36 @@ The bucket is `int(md5(id).hexdigest(), 16) % 100`: md5 is not used for security
 only because every replica (and any other language) can compute the same bucket.
 
 The routing percentage (and the parallel/shadow knobs) live in a ConfigMap that the
-operator writes; `parse_routing_data` validates it strictly, because a typo must never
-be read as "send everything to Temporal".
+operator writes; `parse_routing_data` validates it strictly, with the contract's one
+percentage parser (ingestion_contract.routing), because a typo must never be read as
+"send everything to Temporal".
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
-import re
 from dataclasses import dataclass
 
-BUCKETS = 100
-PARALLEL_KEY = "parallel"
-SHADOW_SAMPLE_RATE_KEY = "shadowSampleRate"
+from ingestion_contract.routing import (
+    MAX_PERCENTAGE,
+    PARALLEL_KEY,
+    SHADOW_SAMPLE_RATE_KEY,
+    RoutingConfigError,
+    parse_percentage,
+)
 
-_INTEGER = re.compile(r"[+-]?[0-9]+")  # ASCII digits only: int() would also take "1_0" or "٣"
+BUCKETS = MAX_PERCENTAGE  # one bucket per percentage point: bucket < percentage goes to Temporal
 _md5 = hashlib.md5
+
+__all__ = [
+    "BUCKETS",
+    "RoutingConfig",
+    "RoutingConfigError",
+    "bucket_of",
+    "parse_routing_data",
+    "should_use_temporal",
+]
 
 
 def bucket_of(document_id: str) -> int:
@@ -59,14 +72,6 @@ class RoutingConfig:
     shadow_sample_rate: float = 1.0
 
 
-class RoutingConfigError(ValueError):
-    """The routing data is unusable; `reason` is a short label for metrics and logs."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-
-
 def parse_routing_data(data: dict[str, str], key: str) -> RoutingConfig:
     """The RoutingConfig in a ConfigMap's data; RoutingConfigError when anything is off.
 
@@ -76,20 +81,10 @@ def parse_routing_data(data: dict[str, str], key: str) -> RoutingConfig:
     if key not in data:
         raise RoutingConfigError("missing_key", f"key {key!r} is missing from the routing data")
     return RoutingConfig(
-        percentage=_parse_percentage(data[key], key),
+        percentage=parse_percentage(data[key], key),
         parallel=_parse_parallel(data.get(PARALLEL_KEY)),
         shadow_sample_rate=_parse_sample_rate(data.get(SHADOW_SAMPLE_RATE_KEY)),
     )
-
-
-def _parse_percentage(raw: str, key: str) -> int:
-    text = str(raw).strip()
-    if not _INTEGER.fullmatch(text):
-        raise RoutingConfigError("not_an_integer", f"{key}={raw!r} is not an integer")
-    value = int(text)
-    if not 0 <= value <= BUCKETS:
-        raise RoutingConfigError("out_of_range", f"{key}={raw!r} is outside 0..{BUCKETS}")
-    return value
 
 
 def _parse_parallel(raw: str | None) -> bool:

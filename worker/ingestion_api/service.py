@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
+from ingestion_contract.metrics import OUTCOME_FAILURE, OUTCOME_SUCCESS
 from ingestion_worker.client import ingestion_status, start_ingestion
 from ingestion_worker.legacy import ingest_legacy
 from ingestion_worker.models import (
@@ -219,7 +220,7 @@ class IngestionService:
     def _record_result(
         self, key: tuple[str, str], path: IngestionPath, result: IngestDocumentResult, took: float
     ) -> None:
-        outcome = "success" if result.succeeded else "failure"
+        outcome = OUTCOME_SUCCESS if result.succeeded else OUTCOME_FAILURE
         self._count(path, outcome, result.error_type)
         DURATION.labels(path.value).observe(took)
         record = self._records.get(key)
@@ -229,7 +230,7 @@ class IngestionService:
     @staticmethod
     def _count(path: IngestionPath, outcome: str, error_type: str | None) -> None:
         DOCUMENTS.labels(path.value, outcome).inc()
-        if outcome == "failure":
+        if outcome == OUTCOME_FAILURE:
             ERRORS.labels(path.value, error_type or "Unknown").inc()
 
     def _set_status(self, key: tuple[str, str], status: IngestionStatus) -> None:

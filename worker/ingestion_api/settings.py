@@ -6,7 +6,8 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-from ingestion_worker.envconfig import env_field, load_settings
+from ingestion_contract.envconfig import env_field, load_settings
+from ingestion_contract.routing import PERCENTAGE_KEY
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ class ApiSettings:
         "ROUTING_NAMESPACE", "default", "Namespace of the routing ConfigMap."
     )
     routing_key: str = env_field(
-        "ROUTING_KEY", "temporalPercentage", "ConfigMap key holding the percentage (0-100)."
+        "ROUTING_KEY", PERCENTAGE_KEY, "ConfigMap key holding the percentage (0-100)."
     )
     kubeconfig: str | None = env_field(
         "KUBECONFIG", None, "Kubeconfig for the routing watch; unset: in-cluster config."
@@ -51,11 +52,6 @@ class ApiSettings:
         "TEMPORAL_PARALLEL_EXECUTION",
         False,
         "Shadow mode without a ConfigMap: run sampled documents on both paths and compare.",
-    )
-    shadow_database: str | None = env_field(
-        "SHADOW_NEO4J_DATABASE",
-        None,
-        "Unused by default: shadow runs skip the graph write so nothing is written twice.",
     )
     status_records: int = env_field(
         "API_STATUS_RECORDS", 100_000, "Legacy-path status records kept for GET (LRU)."

@@ -14,22 +14,40 @@ key: the kubelet swaps the mounted file when the ConfigMap changes, so
 Missing keys keep the environment's values; a missing file means the environment's
 values; a malformed file is logged and ignored (the last good fault stays, as the
 router does with a malformed percentage), so a typo never silently changes the fault.
+
+The fault is applied by a worker interceptor (`FaultInterceptor`), around the graph
+write activity, and the worker registers it only when one of the three settings is set:
+the production activities know nothing of faults.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import math
 import os
 import random
 import threading
+import time
 from dataclasses import dataclass, replace
 from typing import Any
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, Interceptor
+
+from ingestion_worker.models import DocumentState
+from ingestion_worker.settings import WorkerSettings
+from ingestion_worker.steps import step_named
 
 log = logging.getLogger(__name__)
 
 MAX_DELAY_SECONDS = 3600.0
+#: The error type an injected failure reports (what the demo and the e2e look for).
+INJECTED_FAULT_ERROR = "InjectedFaultError"
+#: The activity the fault applies to: the graph write, the last step of the Temporal path.
+FAULTED_ACTIVITY = step_named("write_graph").activity
 
 
 @dataclass(frozen=True)
@@ -125,3 +143,54 @@ class FaultSource:
 
     def _describe(self) -> Fault:
         return self._from_file if self._from_file is not None else self.defaults
+
+
+def fault_source(settings: WorkerSettings) -> FaultSource | None:
+    """The fault the settings ask for; None when none of FAULT_FILE, FAULT_FAILURE_RATE or
+    FAULT_DELAY_SECONDS is set (then no interceptor is registered at all)."""
+    defaults = Fault(settings.fault_failure_rate, settings.fault_delay_seconds)
+    if settings.fault_file is None and defaults == Fault():
+        return None
+    return FaultSource(defaults, settings.fault_file)
+
+
+class FaultInterceptor(Interceptor):
+    """Fails or slows the graph write of a share of documents, as the fault in force says."""
+
+    def __init__(self, faults: FaultSource, activity_type: str = FAULTED_ACTIVITY) -> None:
+        self.faults = faults
+        self.activity_type = activity_type
+
+    def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
+        return _FaultInbound(next, self)
+
+    async def inject(self, state: DocumentState) -> None:
+        """The delay (heartbeating, so a killed worker is still noticed), then the failure.
+
+        The fault is read per document (see FaultSource), so FAULT_FILE switches it live."""
+        fault = self.faults.current()
+        deadline = time.monotonic() + fault.delay_seconds
+        while (left := deadline - time.monotonic()) > 0:
+            if activity.in_activity():
+                activity.heartbeat()
+            await asyncio.sleep(min(0.2, left))
+        request = state.request
+        if fault.fails(request.document_id):
+            raise ApplicationError(
+                f"injected fault for {request.source}/{request.document_id}",
+                type=INJECTED_FAULT_ERROR,
+                non_retryable=True,
+            )
+
+
+class _FaultInbound(ActivityInboundInterceptor):
+    def __init__(self, next: ActivityInboundInterceptor, owner: FaultInterceptor) -> None:
+        super().__init__(next)
+        self._owner = owner
+
+    async def execute_activity(self, input: ExecuteActivityInput) -> Any:
+        state = input.args[0] if input.args else None
+        faulted = activity.info().activity_type == self._owner.activity_type
+        if faulted and isinstance(state, DocumentState):
+            await self._owner.inject(state)
+        return await self.next.execute_activity(input)

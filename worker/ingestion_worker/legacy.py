@@ -1,19 +1,21 @@
-"""The legacy path: the same five steps, in-process, without Temporal.
+"""The legacy path: the step table walked in this process, without Temporal.
 
-It shares the step code (`Pipeline`) and the per-step attempt counts with the
-workflow and returns the same `IngestDocumentResult`, so the router can run both
-paths on one document and compare them field by field.
+It runs the same step functions with the same attempt counts and backoff as the
+workflow's activities and returns the same `IngestDocumentResult`, so the router can
+run both paths on one document and compare them field by field. Content stays in
+memory (nothing is spilled to S3: there is no payload limit within one process).
 """
 
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
-from typing import TypeVar
 
 from ingestion_worker.errors import IngestionError
 from ingestion_worker.metrics import observe_step
 from ingestion_worker.models import (
+    DocumentState,
     IngestDocumentInput,
     IngestDocumentResult,
     IngestionPath,
@@ -22,14 +24,17 @@ from ingestion_worker.models import (
     validate_identifiers,
 )
 from ingestion_worker.pipeline import Pipeline
-from ingestion_worker.workflows import STEPS
+from ingestion_worker.step_functions import run_step
+from ingestion_worker.steps import STEPS, Step
 
-T = TypeVar("T")
 StatusCallback = Callable[[IngestionStatus], None]
 
 
 class _Run:
-    def __init__(self, on_status: StatusCallback | None, sleep: Callable[[float], None]) -> None:
+    def __init__(
+        self, pipeline: Pipeline, on_status: StatusCallback | None, sleep: Callable[[float], None]
+    ) -> None:
+        self.pipeline = pipeline
         self.timings: list[StepTiming] = []
         self._on_status = on_status
         self._sleep = sleep
@@ -38,24 +43,22 @@ class _Run:
         if self._on_status is not None:
             self._on_status(status)
 
-    def step(self, name: str, fn: Callable[[], T]) -> T:
+    def step(self, step: Step, state: DocumentState) -> DocumentState:
         """Run one step with the workflow's attempt count and backoff for that step."""
-        options = STEPS[name]
-        delay = options.initial_interval.total_seconds()
+        delays = step.retry_delays()
         started = time.perf_counter()
         try:
-            for attempt in range(1, options.attempts + 1):
+            while True:
                 try:
-                    with observe_step(f"legacy_{name}"):
-                        return fn()
+                    with observe_step(f"legacy_{step.name}"):
+                        return run_step(step, self.pipeline, state)
                 except IngestionError as exc:
-                    if not exc.retryable or attempt == options.attempts:
+                    delay = next(delays, None) if exc.retryable else None
+                    if delay is None:
                         raise
                     self._sleep(delay)
-                    delay = min(delay * 2, options.max_interval.total_seconds())
-            raise AssertionError("unreachable")
         finally:
-            self.timings.append(StepTiming(name, time.perf_counter() - started))
+            self.timings.append(StepTiming(step.name, time.perf_counter() - started))
 
 
 def ingest_legacy(
@@ -65,58 +68,24 @@ def ingest_legacy(
     sleep: Callable[[float], None] = time.sleep,
 ) -> IngestDocumentResult:
     """Ingest one document in this process; never raises for pipeline errors."""
-    run = _Run(on_status, sleep)
+    run = _Run(pipeline.in_memory(), on_status, sleep)
     try:
-        return _ingest(request, pipeline, run)
+        return _ingest(request, run)
     except IngestionError as exc:
         run.status(IngestionStatus.FAILED)
-        return IngestDocumentResult(
-            document_id=request.document_id,
-            source=request.source,
-            path=IngestionPath.LEGACY,
-            status=IngestionStatus.FAILED,
-            error_type=type(exc).__name__,
-            error_message=str(exc),
-            timings=run.timings,
+        return IngestDocumentResult.failure(
+            request, IngestionPath.LEGACY, type(exc).__name__, str(exc), run.timings
         )
 
 
-def _ingest(request: IngestDocumentInput, p: Pipeline, run: _Run) -> IngestDocumentResult:
+def _ingest(request: IngestDocumentInput, run: _Run) -> IngestDocumentResult:
     validate_identifiers(request.document_id, request.source)
-    bucket, key = p.locate(request.document_id, request.source, request.bucket, request.key)
-    run.status(IngestionStatus.DOWNLOADING)
-    fetched = run.step("download", lambda: p.fetch(bucket, key))
-    run.status(IngestionStatus.DOWNLOADED)
-    assert fetched.data is not None
-    data = fetched.data
-    parsed = run.step("parse", lambda: p.parse(data, key, fetched.declared_content_type))
-    run.status(IngestionStatus.PARSED)
-    entities = run.step("extract_entities", lambda: p.extract_entities(parsed.text))
-    run.status(IngestionStatus.ENTITIES_EXTRACTED)
-    chunks = run.step("embed", lambda: p.embed(parsed.text))
-    run.status(IngestionStatus.EMBEDDINGS_GENERATED)
-    if request.write_graph:
-        run.step(
-            "write_graph",
-            lambda: p.write(
-                document_id=request.document_id,
-                source=request.source,
-                parsed_type=parsed.content_type,
-                parsed_hash=parsed.content_hash,
-                chunks=chunks,
-                entities=entities,
-            ),
-        )
-    run.status(IngestionStatus.COMPLETED)
-    return IngestDocumentResult(
-        document_id=request.document_id,
-        source=request.source,
-        path=IngestionPath.LEGACY,
-        status=IngestionStatus.COMPLETED,
-        content_type=parsed.content_type,
-        content_hash=parsed.content_hash,
-        chunk_count=len(chunks),
-        entities=entities,
-        timings=run.timings,
-        graph_written=request.write_graph,
-    )
+    prefix = f"{request.source}/{request.document_id}/legacy-{uuid.uuid4().hex}"
+    state = DocumentState(request, artifact_prefix=prefix)
+    for step in STEPS:
+        if step.status_before is not None:
+            run.status(step.status_before)
+        if step.runs_for(state):
+            state = run.step(step, state)
+        run.status(step.status_after)
+    return state.result(IngestionPath.LEGACY, run.timings)

@@ -1,9 +1,11 @@
-"""The worker-side metric contract (exact names: the operator's default queries use them).
+"""The worker's metrics. Two belong to the metric contract (their names come from
+ingestion_contract.metrics, which the operator's queries are written with):
 
 - ingestion_db_connection_errors_total{database}: feeds the "DB errors per minute" rollback rule.
-- ingestion_activity_duration_seconds{activity}
-- ingestion_activity_failures_total{activity,error_type}
 - temporal_task_queue_backlog{task_queue}: feeds the backlog rollback rule.
+
+The others are for people: ingestion_activity_duration_seconds{activity} and
+ingestion_activity_failures_total{activity,error_type}.
 """
 
 from __future__ import annotations
@@ -12,12 +14,13 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from ingestion_contract import metrics as contract
 from prometheus_client import Counter, Gauge, Histogram
 
 DB_CONNECTION_ERRORS = Counter(
-    "ingestion_db_connection_errors_total",
+    contract.DB_CONNECTION_ERRORS_TOTAL,
     "Failed attempts to reach a database (connection refused, lost, timed out).",
-    ["database"],
+    [contract.DATABASE_LABEL],
 )
 ACTIVITY_DURATION = Histogram(
     "ingestion_activity_duration_seconds",
@@ -31,9 +34,9 @@ ACTIVITY_FAILURES = Counter(
     ["activity", "error_type"],
 )
 TASK_QUEUE_BACKLOG = Gauge(
-    "temporal_task_queue_backlog",
+    contract.TASK_QUEUE_BACKLOG,
     "Tasks waiting in the Temporal task queue (workflow + activity), refreshed periodically.",
-    ["task_queue"],
+    [contract.TASK_QUEUE_LABEL],
 )
 
 

@@ -1,9 +1,10 @@
 """The data that crosses Temporal boundaries (and the legacy path's result).
 
-One frozen dataclass in and one out per workflow and activity. Content that can
-be large (raw bytes, extracted text, vectors) travels as a `Blob`: inline when
-small, otherwise as a reference to an S3 object, so no payload nears Temporal's
-~2 MB limit and no activity reads a file another worker wrote.
+The workflow takes an `IngestDocumentInput` and returns an `IngestDocumentResult`;
+every step takes and returns a `DocumentState`. Content that can be large (raw bytes,
+extracted text, vectors) travels as a `Blob`: inline when small, otherwise as a
+reference to an S3 object, so no payload nears Temporal's ~2 MB limit and no activity
+reads a file another worker wrote.
 """
 
 from __future__ import annotations
@@ -11,6 +12,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import ClassVar
+
+from ingestion_contract.metrics import PATH_LEGACY, PATH_TEMPORAL
 
 from ingestion_worker.entities import Entity
 from ingestion_worker.errors import ValidationError
@@ -28,8 +32,10 @@ class IngestionStatus(StrEnum):
 
 
 class IngestionPath(StrEnum):
-    TEMPORAL = "temporal"
-    LEGACY = "legacy"
+    """The two paths; their values are the `path` label of the metric contract."""
+
+    TEMPORAL = PATH_TEMPORAL
+    LEGACY = PATH_LEGACY
 
 
 _DOCUMENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,254}$")
@@ -81,76 +87,62 @@ class IngestDocumentInput:
 
 
 @dataclass(frozen=True)
-class DownloadInput:
-    document_id: str
-    source: str
-    bucket: str | None = None
-    key: str | None = None
-
-
-@dataclass(frozen=True)
 class DownloadResult:
+    """Where the document was read from and what it is."""
+
     bucket: str
     key: str
     content_type: str
     size: int
     sha256: str
-    #: Raw bytes base64-encoded when small, else a reference to the source object itself.
-    content: Blob
 
 
 @dataclass(frozen=True)
-class ParseInput:
-    document: DownloadResult
+class DocumentState:
+    """What the pipeline knows about one document so far.
+
+    Every step takes one and returns the next (steps.STEPS lists them in order), on both
+    paths, so a new step adds its fields here and needs no type of its own. Content that
+    can be large (the raw bytes, the text, the chunks with their vectors) is a `Blob`, and
+    is dropped from the state once no later step reads it (steps.lighten), so what crosses
+    a Temporal boundary stays small.
+    """
+
+    request: IngestDocumentInput
+    #: Where this run's spilled artifacts go in the artifact bucket.
     artifact_prefix: str
-
-
-@dataclass(frozen=True)
-class ParseResult:
-    text: Blob
-    char_count: int
-    content_hash: str
-
-
-@dataclass(frozen=True)
-class ExtractEntitiesInput:
-    text: Blob
-
-
-@dataclass(frozen=True)
-class ExtractEntitiesResult:
-    entities: list[Entity]
-
-
-@dataclass(frozen=True)
-class EmbedInput:
-    text: Blob
-    artifact_prefix: str
-
-
-@dataclass(frozen=True)
-class EmbedResult:
+    download: DownloadResult | None = None
+    #: The raw bytes, base64-encoded when small, else a reference to the source object itself.
+    content: Blob | None = None
+    text: Blob | None = None
+    char_count: int = 0
+    content_hash: str | None = None
+    entities: list[Entity] = field(default_factory=list)
     #: JSON list of {"index", "text", "embedding"}; inline or in the artifact bucket.
-    chunks: Blob
-    chunk_count: int
-    model: str
-    dimensions: int
+    chunks: Blob | None = None
+    chunk_count: int = 0
 
+    #: The fields that may carry megabytes; the others are small.
+    BULKY: ClassVar[tuple[str, ...]] = ("content", "text", "chunks")
 
-@dataclass(frozen=True)
-class WriteGraphInput:
-    document_id: str
-    source: str
-    content_type: str
-    content_hash: str
-    entities: list[Entity]
-    chunks: Blob
+    def artifacts(self) -> list[Blob]:
+        """The blobs this run spilled to the artifact bucket (never the source document)."""
+        return [b for b in (self.text, self.chunks) if b is not None and b.is_reference]
 
-
-@dataclass(frozen=True)
-class WriteGraphResult:
-    chunk_count: int
-    entity_count: int
+    def result(self, path: IngestionPath, timings: list[StepTiming]) -> IngestDocumentResult:
+        """The completed document, as either path reports it."""
+        return IngestDocumentResult(
+            document_id=self.request.document_id,
+            source=self.request.source,
+            path=path,
+            status=IngestionStatus.COMPLETED,
+            content_type=self.download.content_type if self.download else None,
+            content_hash=self.content_hash,
+            chunk_count=self.chunk_count,
+            entities=list(self.entities),
+            timings=list(timings),
+            graph_written=self.request.write_graph,
+        )
 
 
 @dataclass(frozen=True)
@@ -196,3 +188,23 @@ class IngestDocumentResult:
     @property
     def succeeded(self) -> bool:
         return self.status == IngestionStatus.COMPLETED
+
+    @classmethod
+    def failure(
+        cls,
+        request: IngestDocumentInput,
+        path: IngestionPath,
+        error_type: str,
+        message: str,
+        timings: list[StepTiming],
+    ) -> IngestDocumentResult:
+        """The structured failure both paths return instead of raising."""
+        return cls(
+            document_id=request.document_id,
+            source=request.source,
+            path=path,
+            status=IngestionStatus.FAILED,
+            error_type=error_type,
+            error_message=message,
+            timings=list(timings),
+        )

@@ -1,12 +1,13 @@
-"""The five ingestion steps, once, for both paths.
+"""The clients and the work the ingestion steps are made of, once, for both paths.
 
-The Temporal activities and the legacy in-process path both call these methods,
-so the two paths cannot drift apart: same parsing, same entities, same chunks,
-same vectors, same graph.
+The step functions (step_functions.py), which the Temporal activities and the legacy
+in-process path both run, call these methods, so the two paths cannot drift apart:
+same parsing, same entities, same chunks, same vectors, same graph.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -44,6 +45,15 @@ class Pipeline:
         self.extractor = extractor
         self.embedder = embedder
         self.graph = graph
+        #: Largest content passed inline between steps; None keeps everything in memory.
+        self.inline_limit: int | None = settings.inline_limit_bytes
+
+    def in_memory(self) -> Pipeline:
+        """The same clients without an inline limit: within one process (the legacy path)
+        content never has to leave memory, so nothing is spilled to S3."""
+        unbounded = copy.copy(self)
+        unbounded.inline_limit = None
+        return unbounded
 
     def locate(
         self, document_id: str, source: str, bucket: str | None, key: str | None

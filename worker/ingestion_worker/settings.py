@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-from ingestion_worker.envconfig import env_field, load_settings
+from ingestion_contract.envconfig import env_field, load_settings
 
 
 @dataclass(frozen=True)

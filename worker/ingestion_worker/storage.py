@@ -120,10 +120,11 @@ class DocumentStore:
     def read_blob_text(self, blob: Blob) -> str:
         return self.read_blob_bytes(blob, inline_is_base64=False).decode("utf-8")
 
-    def text_blob(self, text: str, limit: int, artifact_key: str) -> Blob:
-        """Inline `text` when it fits in `limit` bytes, else store it as an artifact."""
+    def text_blob(self, text: str, limit: int | None, artifact_key: str) -> Blob:
+        """Inline `text` when it fits in `limit` bytes (None: always), else store it as an
+        artifact."""
         data = text.encode("utf-8")
-        if len(data) <= limit:
+        if limit is None or len(data) <= limit:
             return Blob(inline=text, size=len(data))
         return self.put_artifact(artifact_key, data)
 

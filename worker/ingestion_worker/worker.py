@@ -1,6 +1,8 @@
 """The Temporal worker process: registers the workflow and activities, serves /metrics,
 refreshes the task-queue backlog gauge, and shuts down gracefully on SIGTERM
 (in-flight activities get GRACEFUL_SHUTDOWN_SECONDS to finish, then are handed back).
+With a fault setting (FAULT_FILE, FAULT_FAILURE_RATE, FAULT_DELAY_SECONDS) it also
+registers the fault interceptor; without one, activities run untouched.
 """
 
 from __future__ import annotations
@@ -12,15 +14,16 @@ import signal
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
+from ingestion_contract.process import exit_now
 from prometheus_client import start_http_server
 from temporalio.client import Client
 from temporalio.worker import Worker
 
 from ingestion_worker.activities import IngestionActivities
 from ingestion_worker.backlog import task_queue_backlog
+from ingestion_worker.faults import FaultInterceptor, fault_source
 from ingestion_worker.metrics import TASK_QUEUE_BACKLOG
 from ingestion_worker.pipeline import Pipeline, build_pipeline
-from ingestion_worker.process import exit_now
 from ingestion_worker.settings import WorkerSettings, get_settings
 from ingestion_worker.workflows import DocumentIngestionWorkflow
 
@@ -32,6 +35,7 @@ def build_worker(
 ) -> Worker:
     """A Worker for the ingestion task queue, activities bound to `pipeline`'s clients."""
     activities = IngestionActivities(pipeline)
+    faults = fault_source(settings)
     return Worker(
         client,
         task_queue=settings.task_queue,
@@ -42,6 +46,7 @@ def build_worker(
         max_concurrent_local_activities=settings.max_concurrent_activities,
         max_concurrent_workflow_tasks=settings.max_concurrent_workflow_tasks,
         graceful_shutdown_timeout=timedelta(seconds=settings.graceful_shutdown_seconds),
+        interceptors=[FaultInterceptor(faults)] if faults is not None else [],
     )
 
 

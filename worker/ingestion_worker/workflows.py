@@ -1,76 +1,50 @@
-"""DocumentIngestionWorkflow: download -> parse -> extract entities -> embed -> write.
+"""DocumentIngestionWorkflow: the step table (steps.py) walked as Temporal activities.
 
-Deterministic orchestration only: the steps run as activities with per-step
-retry policies, the status is queryable at any time, and every failure ends in
-a structured result (status "failed", error type and message) rather than a
-bare workflow failure, so callers and the router handle both paths alike.
+Deterministic orchestration only: each step runs as the activity the table names, by
+name, with the table's retry policy, so this module imports neither the activities nor
+the I/O clients behind them. The status is queryable at any time, and every failure ends
+in a structured result (status "failed", error type and message) rather than a bare
+workflow failure, so callers and the router handle both paths alike.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any
+import contextlib
+from collections.abc import Iterator
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
-    from ingestion_worker.activities import IngestionActivities
     from ingestion_worker.errors import PERMANENT_ERRORS, ValidationError
     from ingestion_worker.models import (
         Blob,
         CleanupInput,
-        DownloadInput,
-        EmbedInput,
-        ExtractEntitiesInput,
+        DocumentState,
         IngestDocumentInput,
         IngestDocumentResult,
         IngestionPath,
         IngestionStatus,
         IngestionStatusView,
-        ParseInput,
         StepTiming,
-        WriteGraphInput,
         validate_identifiers,
     )
+    from ingestion_worker.steps import BACKOFF_COEFFICIENT, CLEANUP, STEPS, ActivityOptions, Step
 
-NON_RETRYABLE = [cls.__name__ for cls in PERMANENT_ERRORS] + [
-    "EmbeddingRejectedError",
-    "InjectedFaultError",
-]
-
-
-@dataclass(frozen=True)
-class StepOptions:
-    attempts: int
-    timeout: timedelta
-    local: bool = False  # CPU-only steps skip the server round trip
-    heartbeat: timedelta | None = None
-    initial_interval: timedelta = timedelta(seconds=1)
-    max_interval: timedelta = timedelta(seconds=10)
-
-    def retry_policy(self) -> RetryPolicy:
-        return RetryPolicy(
-            maximum_attempts=self.attempts,
-            initial_interval=self.initial_interval,
-            backoff_coefficient=2.0,
-            maximum_interval=self.max_interval,
-            non_retryable_error_types=NON_RETRYABLE,
-        )
+# Permanent errors fail at once. (An injected fault is raised non-retryable by the fault
+# interceptor itself: the workflow knows nothing of faults.)
+NON_RETRYABLE = [cls.__name__ for cls in PERMANENT_ERRORS] + ["EmbeddingRejectedError"]
 
 
-STEPS: dict[str, StepOptions] = {
-    "download": StepOptions(3, timedelta(minutes=5), heartbeat=timedelta(seconds=30)),
-    "parse": StepOptions(3, timedelta(minutes=5), local=True),
-    "extract_entities": StepOptions(3, timedelta(minutes=2), local=True),
-    # Rate limits are transient: more attempts, quick first retry.
-    "embed": StepOptions(
-        5, timedelta(minutes=5), local=True, initial_interval=timedelta(seconds=0.5)
-    ),
-    "write_graph": StepOptions(3, timedelta(minutes=5), heartbeat=timedelta(seconds=10)),
-}
+def retry_policy(options: ActivityOptions) -> RetryPolicy:
+    return RetryPolicy(
+        maximum_attempts=options.attempts,
+        initial_interval=options.initial_interval,
+        backoff_coefficient=BACKOFF_COEFFICIENT,
+        maximum_interval=options.max_interval,
+        non_retryable_error_types=NON_RETRYABLE,
+    )
 
 
 @workflow.defn(name="DocumentIngestionWorkflow")
@@ -111,90 +85,66 @@ class DocumentIngestionWorkflow:
             await self._cleanup(artifacts)
         return result
 
-    async def _cleanup(self, artifacts: list[Blob]) -> None:
-        """Best effort: drop spilled artifacts; a bucket lifecycle rule catches any left."""
-        stored = [b for b in artifacts if b.is_reference]
-        if not stored:
-            return
-        try:
-            await self._step("cleanup", IngestionActivities.cleanup, CleanupInput(stored))
-        except ActivityError as err:
-            workflow.logger.warning("artifact cleanup failed: %s", err)
-
     async def _ingest(
         self, request: IngestDocumentInput, artifacts: list[Blob]
     ) -> IngestDocumentResult:
         validate_identifiers(request.document_id, request.source)
         prefix = f"{request.source}/{request.document_id}/{workflow.info().run_id}"
-        self._status = IngestionStatus.DOWNLOADING
-        download = await self._step(
-            "download",
-            IngestionActivities.download,
-            DownloadInput(request.document_id, request.source, request.bucket, request.key),
-        )
-        self._status = IngestionStatus.DOWNLOADED
-        parsed = await self._step("parse", IngestionActivities.parse, ParseInput(download, prefix))
-        artifacts.append(parsed.text)
-        self._status = IngestionStatus.PARSED
-        found = await self._step(
-            "extract_entities",
-            IngestionActivities.extract_entities,
-            ExtractEntitiesInput(parsed.text),
-        )
-        self._status = IngestionStatus.ENTITIES_EXTRACTED
-        embedded = await self._step(
-            "embed", IngestionActivities.embed, EmbedInput(parsed.text, prefix)
-        )
-        artifacts.append(embedded.chunks)
-        self._status = IngestionStatus.EMBEDDINGS_GENERATED
-        if request.write_graph:
-            await self._step(
-                "write_graph",
-                IngestionActivities.write_graph,
-                WriteGraphInput(
-                    request.document_id,
-                    request.source,
-                    download.content_type,
-                    parsed.content_hash,
-                    found.entities,
-                    embedded.chunks,
-                ),
-            )
-        self._status = IngestionStatus.COMPLETED
-        return IngestDocumentResult(
-            document_id=request.document_id,
-            source=request.source,
-            path=IngestionPath.TEMPORAL,
-            status=IngestionStatus.COMPLETED,
-            content_type=download.content_type,
-            content_hash=parsed.content_hash,
-            chunk_count=embedded.chunk_count,
-            entities=found.entities,
-            timings=list(self._timings),
-            graph_written=request.write_graph,
-        )
+        state = DocumentState(request, artifact_prefix=prefix)
+        for step in STEPS:
+            if step.status_before is not None:
+                self._status = step.status_before
+            if step.runs_for(state):
+                state = await self._step(step, state)
+                # Spilled artifacts are remembered as soon as seen: a later step may drop them.
+                artifacts.extend(b for b in state.artifacts() if b not in artifacts)
+            self._status = step.status_after
+        return state.result(IngestionPath.TEMPORAL, self._timings)
 
-    async def _step(self, name: str, method: Any, argument: Any) -> Any:
-        options = STEPS.get(name, StepOptions(3, timedelta(minutes=1)))
+    async def _step(self, step: Step, state: DocumentState) -> DocumentState:
+        """Run one step's activity by the name the table gives it."""
+        with self._timed(step.name):
+            if step.local:
+                return await workflow.execute_local_activity(
+                    step.activity,
+                    state,
+                    result_type=DocumentState,
+                    start_to_close_timeout=step.timeout,
+                    retry_policy=retry_policy(step),
+                )
+            return await workflow.execute_activity(
+                step.activity,
+                state,
+                result_type=DocumentState,
+                start_to_close_timeout=step.timeout,
+                heartbeat_timeout=step.heartbeat,
+                retry_policy=retry_policy(step),
+            )
+
+    async def _cleanup(self, artifacts: list[Blob]) -> None:
+        """Best effort: drop spilled artifacts; a bucket lifecycle rule catches any left."""
+        if not artifacts:
+            return
+        with self._timed(CLEANUP.name):
+            try:
+                await workflow.execute_activity(
+                    CLEANUP.activity,
+                    CleanupInput(artifacts),
+                    result_type=int,
+                    start_to_close_timeout=CLEANUP.timeout,
+                    retry_policy=retry_policy(CLEANUP),
+                )
+            except ActivityError as err:
+                workflow.logger.warning("artifact cleanup failed: %s", err)
+
+    @contextlib.contextmanager
+    def _timed(self, name: str) -> Iterator[None]:
+        """Record how long `name` took, whatever its outcome (the get_status timings)."""
         started = workflow.now()
         try:
-            if options.local:
-                return await workflow.execute_local_activity_method(
-                    method,
-                    argument,
-                    start_to_close_timeout=options.timeout,
-                    retry_policy=options.retry_policy(),
-                )
-            return await workflow.execute_activity_method(
-                method,
-                argument,
-                start_to_close_timeout=options.timeout,
-                heartbeat_timeout=options.heartbeat,
-                retry_policy=options.retry_policy(),
-            )
+            yield
         finally:
-            elapsed = (workflow.now() - started).total_seconds()
-            self._timings.append(StepTiming(name, elapsed))
+            self._timings.append(StepTiming(name, (workflow.now() - started).total_seconds()))
 
     def _failed(
         self, request: IngestDocumentInput, error_type: str, message: str
@@ -202,12 +152,6 @@ class DocumentIngestionWorkflow:
         self._status = IngestionStatus.FAILED
         self._error_type, self._error_message = error_type, message
         workflow.logger.warning("ingestion failed: %s: %s", error_type, message)
-        return IngestDocumentResult(
-            document_id=request.document_id,
-            source=request.source,
-            path=IngestionPath.TEMPORAL,
-            status=IngestionStatus.FAILED,
-            error_type=error_type,
-            error_message=message,
-            timings=list(self._timings),
+        return IngestDocumentResult.failure(
+            request, IngestionPath.TEMPORAL, error_type, message, self._timings
         )

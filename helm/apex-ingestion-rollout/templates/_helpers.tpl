@@ -118,7 +118,7 @@ Called with (dict "root" $ "command" "ingestion-api").
 - python
 - /opt/dev-reload/dev_reload.py
 - --live-dir=/app/live
-- --packages=ingestion_api,ingestion_worker,ingestion_operator
+- --packages=ingestion_contract,ingestion_api,ingestion_worker,ingestion_operator
 - --
 {{- end }}
 - {{ .command }}

@@ -6,7 +6,7 @@ not know: no data, a NaN (0/0: nothing on one side of a ratio), or too few
 Temporal-path documents for a rate to mean anything give Inconclusive, never a
 silent Pass; a failed query gives Error with its message. Where absence of a series
 legitimately means zero (a counter that never incremented), the *query* says so
-(`or vector(0)`, see queries.py), not this module.
+(e.g. `or vector(0)` in metricproviders/prometheus_queries.py), not this module.
 
 Overall verdict: any Fail -> Fail, else any Error -> Error, else any Inconclusive ->
 Inconclusive, else Pass. Fail wins over Error because a measured breach is
@@ -16,39 +16,13 @@ actionable (roll back) even while another query is down.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 
-from ingestion_operator.analysis.types import (
-    DB_CONNECTION_ERRORS,
-    ERROR_RATE,
-    LATENCY_RATIO,
-    QUEUE_DEPTH,
-    SAMPLE_COUNT,
-    AnalysisResult,
-    Measurement,
-    MetricResult,
-    Thresholds,
-    Verdict,
-)
+from ingestion_operator.analysis.rules import RULES, SAMPLE_COUNT, Rule, Thresholds
+from ingestion_operator.analysis.types import AnalysisResult, Measurement, MetricResult, Verdict
 
 _PRECEDENCE = (Verdict.FAIL, Verdict.ERROR, Verdict.INCONCLUSIVE)
-
-
-@dataclass(frozen=True)
-class Rule:
-    name: str
-    limit: Callable[[Thresholds], float]
-    needs_samples: bool  # a rate over too few documents is noise, not evidence
-
-
-RULES: tuple[Rule, ...] = (
-    Rule(ERROR_RATE, lambda t: t.max_error_rate, needs_samples=True),
-    Rule(LATENCY_RATIO, lambda t: t.max_latency_ratio, needs_samples=True),
-    Rule(QUEUE_DEPTH, lambda t: t.max_queue_depth, needs_samples=False),
-    Rule(DB_CONNECTION_ERRORS, lambda t: t.max_db_connection_errors_per_minute, False),
-)
 
 
 def assess(
@@ -89,7 +63,7 @@ def judge(
     min_sample_count: int,
 ) -> MetricResult:
     """One rule's verdict: Error, then the sample gate, then no data/NaN, then the limit."""
-    limit = rule.limit(thresholds)
+    limit = thresholds.limit(rule)
     name = rule.name
 
     def result(verdict: Verdict, message: str) -> MetricResult:

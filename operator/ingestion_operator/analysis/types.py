@@ -1,5 +1,5 @@
 """The vocabulary of rollout analysis, shared by the metric providers, `assess` and the
-decision functions.
+decision functions (the rules themselves and their thresholds are in rules.py).
 
 Kept apart from any provider or rule so that the pieces meet only through plain
 frozen values: a provider answers with `Measurement`s (raw numbers, or the reason
@@ -13,19 +13,10 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-ERROR_RATE = "errorRate"
-LATENCY_RATIO = "latencyRatio"
-QUEUE_DEPTH = "queueDepth"
-DB_CONNECTION_ERRORS = "dbConnectionErrorsPerMinute"
-SAMPLE_COUNT = "sampleCount"  # not a rule: the Temporal-path documents behind the rates
-
-RULE_NAMES = (ERROR_RATE, LATENCY_RATIO, QUEUE_DEPTH, DB_CONNECTION_ERRORS)
-QUERY_NAMES = (SAMPLE_COUNT, *RULE_NAMES)
 MAX_STATUS_MESSAGE = 1024  # the CRD caps a message at 4096; a quoted error can be long
 
 
@@ -48,51 +39,6 @@ class Measurement:
     value: float | None = None
     samples: float | None = None
     error: str | None = None
-
-
-_SPEC_KEYS = {
-    "maxErrorRate": "max_error_rate",
-    "maxLatencyRatio": "max_latency_ratio",
-    "latencyQuantile": "latency_quantile",
-    "maxQueueDepth": "max_queue_depth",
-    "maxDbConnectionErrorsPerMinute": "max_db_connection_errors_per_minute",
-}
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """Limits of a healthy Temporal path; every rule fails only strictly above its limit."""
-
-    max_error_rate: float = 0.05
-    max_latency_ratio: float = 2.0
-    latency_quantile: float = 0.99
-    max_queue_depth: float = 1000
-    max_db_connection_errors_per_minute: float = 10.0
-
-    def __post_init__(self) -> None:
-        for field in fields(self):
-            value = getattr(self, field.name)
-            if not math.isfinite(value) or value < 0:
-                raise ValueError(f"threshold {field.name} must be a finite number >= 0: {value}")
-        if not 0 < self.latency_quantile <= 1:
-            raise ValueError(f"latencyQuantile must be in (0, 1]: {self.latency_quantile}")
-
-    @classmethod
-    def from_spec(cls, spec: Mapping[str, Any] | None) -> Thresholds:
-        """The CR's camelCase `analysis.thresholds`; missing keys keep their defaults.
-
-        An unknown key is a ValueError: a misspelt limit must not silently fall back.
-        """
-        spec = spec or {}
-        unknown = sorted(set(spec) - set(_SPEC_KEYS))
-        if unknown:
-            known = ", ".join(_SPEC_KEYS)
-            raise ValueError(f"unknown thresholds {unknown}; known: {known}")
-        try:
-            values = {_SPEC_KEYS[key]: float(value) for key, value in spec.items()}
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"thresholds must be numbers: {dict(spec)}") from exc
-        return cls(**values)
 
 
 def _json_number(value: float | None) -> float | None:

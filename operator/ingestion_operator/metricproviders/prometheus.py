@@ -38,6 +38,8 @@ from prometheus_api_client import PrometheusApiClientException, PrometheusConnec
 from urllib3.util.retry import Retry
 
 from ingestion_operator.analysis.types import Measurement
+from ingestion_operator.metricproviders.prometheus_queries import queries_for
+from ingestion_operator.spec import AnalysisSpec
 
 RULE_LABEL = "ingestion_rule"
 # What a query can fail with; anything else is a bug and propagates.
@@ -65,6 +67,10 @@ class PrometheusProvider:
 
     def __repr__(self) -> str:
         return f"PrometheusProvider(url={self.url!r}, timeout={self.timeout})"
+
+    def queries(self, analysis: AnalysisSpec) -> dict[str, str]:
+        """The PromQL of every rule (prometheus_queries.py), the spec's overrides applied."""
+        return queries_for(analysis)
 
     def measure(self, queries: Mapping[str, str]) -> dict[str, Measurement]:
         """Every query in one request when possible; one Measurement per name."""

@@ -18,7 +18,7 @@ from types import FrameType
 from typing import Any
 
 import yaml
-from ingestion_worker.process import exit_now
+from ingestion_contract.process import exit_now
 
 from ingestion_sandbox.demo import prereqs
 from ingestion_sandbox.demo.console import Console, live_wanted

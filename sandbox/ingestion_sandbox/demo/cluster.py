@@ -14,9 +14,11 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
+from ingestion_contract.crd import GROUP, PLURAL, VERSION
+from ingestion_contract.routing import RoutingConfigError, format_percentage, parse_percentage
+
 from ingestion_sandbox.servers.kube_emulator import KubeEmulator
 
-GROUP, VERSION, PLURAL = "ingestion.apexmemory.io", "v1alpha1", "ingestionrollouts"
 ROLLOUTS = f"{GROUP}/{VERSION}/{PLURAL}"
 NAMESPACE = "default"
 FAULT_CONFIGMAP = "ingestion-faults"
@@ -35,15 +37,7 @@ class Names:
 
 def register_crd(kube: KubeEmulator) -> None:
     """What `kubectl apply -f crds/ingestionrollouts.yaml` does on a real API server."""
-    kube.register_custom_resource(
-        GROUP,
-        VERSION,
-        "IngestionRollout",
-        PLURAL,
-        singular="ingestionrollout",
-        short_names=["ir"],
-        subresources={"status"},
-    )
+    kube.register_rollout_crd()
 
 
 def seed(kube: KubeEmulator, names: Names, replicas: int) -> None:
@@ -63,7 +57,7 @@ def seed(kube: KubeEmulator, names: Names, replicas: int) -> None:
             },
         }
     )
-    kube.seed(configmap(names.routing_configmap, {names.routing_key: "0"}))
+    kube.seed(configmap(names.routing_configmap, {names.routing_key: format_percentage(0)}))
     kube.seed(configmap(FAULT_CONFIGMAP, {FAULT_KEY: fault_json(0.0, 0.0)}))
 
 
@@ -91,8 +85,8 @@ class Cluster:
         """The routing ConfigMap's percentage (None if absent or malformed)."""
         obj = self.kube.get("v1/configmaps", NAMESPACE, self.names.routing_configmap)
         try:
-            return int((obj or {})["data"][self.names.routing_key])
-        except (KeyError, TypeError, ValueError):
+            return parse_percentage((obj or {})["data"][self.names.routing_key])
+        except (KeyError, TypeError, RoutingConfigError):
             return None
 
     def rollout(self) -> dict[str, Any] | None:

@@ -21,9 +21,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ingestion_sandbox.servers.common import port_open
 from ingestion_sandbox.demo.children import ChildProcess
 from ingestion_sandbox.demo.cluster import Cluster
+from ingestion_sandbox.servers.common import port_open
 
 KILL_AFTER_SECONDS = 20.0  # past the workers' GRACEFUL_SHUTDOWN_SECONDS
 

@@ -13,9 +13,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from ingestion_contract.metrics import PATHS
+
 from ingestion_sandbox.servers.prometheus import PrometheusServer
 
-PATHS = ("temporal", "legacy")
 CLEAR = "\x1b[H\x1b[2J"
 
 

@@ -20,12 +20,18 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from ingestion_contract.crd import (
+    DEFAULT_ROUTING_CONFIGMAP,
+    DEFAULT_ROUTING_KEY,
+    DEFAULT_WORKER_DEPLOYMENT,
+    RETRY_ANNOTATION,
+)
+from ingestion_contract.crd_defaults import SPEC
 from ingestion_operator.crd_validation import validate_rollout
 
-from ingestion_sandbox.demo.cluster import FAULT_CONFIGMAP, FAULT_KEY, GROUP, Cluster, Names
+from ingestion_sandbox.demo.cluster import FAULT_CONFIGMAP, FAULT_KEY, Cluster, Names
 from ingestion_sandbox.demo.options import DemoOptions
 
-RETRY_ANNOTATION = f"{GROUP}/retry"
 HOLD_STEP = 50  # the step held while the fault is injected
 
 
@@ -33,11 +39,11 @@ def demo_rollout(base: dict[str, Any], o: DemoOptions, prometheus_url: str) -> d
     """`base` (the example) with the demo's fast intervals and thresholds."""
     rollout = copy.deepcopy(base)
     spec = rollout.setdefault("spec", {})
-    if HOLD_STEP not in spec.get("steps", [10, 50, 100]):
+    if HOLD_STEP not in spec.get("steps", SPEC["steps"]):
         raise ValueError(f"the demo's story needs a {HOLD_STEP}% step in spec.steps")
     spec["stepDuration"] = f"{o.step_seconds}s"
     spec["stepOverrides"] = [{"step": HOLD_STEP, "duration": f"{o.hold_at_50_seconds}s"}]
-    workers = spec.get("workers") or [{"deploymentName": "ingestion-temporal-worker"}]
+    workers = spec.get("workers") or [{"deploymentName": DEFAULT_WORKER_DEPLOYMENT}]
     spec["workers"] = [{**workers[0], "minReplicas": o.min_workers, "maxReplicas": o.max_workers}]
     analysis = spec.setdefault("analysis", {})
     analysis.update(
@@ -59,8 +65,8 @@ def names_of(rollout: dict[str, Any]) -> Names:
     return Names(
         rollout=rollout["metadata"]["name"],
         deployment=spec["workers"][0]["deploymentName"],
-        routing_configmap=routing.get("configMapName", "ingestion-routing"),
-        routing_key=routing.get("key", "temporalPercentage"),
+        routing_configmap=routing.get("configMapName", DEFAULT_ROUTING_CONFIGMAP),
+        routing_key=routing.get("key", DEFAULT_ROUTING_KEY),
     )
 
 

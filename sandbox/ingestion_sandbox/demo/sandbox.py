@@ -23,13 +23,13 @@ from pathlib import Path
 
 import boto3
 
-from ingestion_sandbox.servers.common import LOCALHOST, ProcessService, free_port, port_open
 from ingestion_sandbox.demo import cluster
 from ingestion_sandbox.demo.children import ChildProcess
 from ingestion_sandbox.demo.cluster import Cluster, Names
 from ingestion_sandbox.demo.kubelet import Kubelet
 from ingestion_sandbox.demo.options import DemoOptions
 from ingestion_sandbox.demo.samples import Sample, build_samples, seed_bucket
+from ingestion_sandbox.servers.common import LOCALHOST, ProcessService, free_port, port_open
 from ingestion_sandbox.servers.services import (
     FalkorDBServer,
     KubeEmulator,

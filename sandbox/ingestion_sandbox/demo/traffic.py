@@ -26,15 +26,16 @@ from typing import Any
 
 import aiohttp
 from ingestion_worker.client import start_ingestion
+from ingestion_worker.faults import INJECTED_FAULT_ERROR
 from ingestion_worker.models import IngestDocumentInput, IngestDocumentResult, workflow_id_for
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.service import RPCError
 
-from ingestion_sandbox.servers.common import LoopThread
 from ingestion_sandbox.demo.samples import Sample
+from ingestion_sandbox.servers.common import LoopThread
 
 TERMINAL = ("completed", "failed")
-INJECTED = "InjectedFaultError"
+INJECTED = INJECTED_FAULT_ERROR
 STATUS_POLL_SECONDS = 0.25
 RETRY_SECONDS = 0.5
 

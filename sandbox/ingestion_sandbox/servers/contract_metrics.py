@@ -2,7 +2,7 @@
 
 The operator judges four rules from the router's and workers' metrics
 (ingestion_documents_total, ingestion_duration_seconds, temporal_task_queue_backlog,
-ingestion_db_connection_errors_total; README: "Metric contract"). Running the real
+ingestion_db_connection_errors_total; their names are ingestion_contract.metrics). Running the real
 pipeline at 40 documents a second is more than two shared cores can do, and it would
 blur what an operator test or benchmark measures. This exporter serves exactly those
 series on a port of its own, at a steady rate whose health the caller switches at
@@ -16,11 +16,11 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from ingestion_contract import metrics as contract
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from ingestion_sandbox.servers.common import LOCALHOST, free_port
 
-PATHS = ("temporal", "legacy")
 TICK_SECONDS = 0.05
 
 
@@ -45,21 +45,21 @@ class ContractTraffic:
     def __post_init__(self) -> None:
         reg = self.registry
         self.documents = Counter(
-            "ingestion_documents_total",
+            contract.DOCUMENTS_TOTAL,
             "Documents by path/outcome",
-            ["path", "outcome"],
+            [contract.PATH_LABEL, contract.OUTCOME_LABEL],
             registry=reg,
         )
         self.duration = Histogram(
-            "ingestion_duration_seconds", "Document latency", ["path"], registry=reg
+            contract.DURATION_SECONDS, "Document latency", [contract.PATH_LABEL], registry=reg
         )
-        self.backlog = Gauge("temporal_task_queue_backlog", "Task-queue backlog", registry=reg)
+        self.backlog = Gauge(contract.TASK_QUEUE_BACKLOG, "Task-queue backlog", registry=reg)
         self.db_errors = Counter(
-            "ingestion_db_connection_errors_total", "Graph connection errors", registry=reg
+            contract.DB_CONNECTION_ERRORS_TOTAL, "Graph connection errors", registry=reg
         )
-        for path in PATHS:
-            for outcome in ("success", "failure"):
-                self.documents.labels(path=path, outcome=outcome)
+        for path in contract.PATHS:
+            for outcome in contract.OUTCOMES:
+                self.documents.labels(path, outcome)
 
     @property
     def failing(self) -> bool:
@@ -100,12 +100,12 @@ class ContractTraffic:
                 self._one_document()
 
     def _one_document(self) -> None:
-        self.documents.labels(path="legacy", outcome="success").inc()
-        self.duration.labels(path="legacy").observe(self.latency_seconds)
+        self.documents.labels(contract.PATH_LEGACY, contract.OUTCOME_SUCCESS).inc()
+        self.duration.labels(contract.PATH_LEGACY).observe(self.latency_seconds)
         if self._failing.is_set():
-            self.documents.labels(path="temporal", outcome="failure").inc()
+            self.documents.labels(contract.PATH_TEMPORAL, contract.OUTCOME_FAILURE).inc()
             if self.first_failure_at is None:
                 self.first_failure_at = time.monotonic()
         else:
-            self.documents.labels(path="temporal", outcome="success").inc()
-        self.duration.labels(path="temporal").observe(self.latency_seconds)
+            self.documents.labels(contract.PATH_TEMPORAL, contract.OUTCOME_SUCCESS).inc()
+        self.duration.labels(contract.PATH_TEMPORAL).observe(self.latency_seconds)

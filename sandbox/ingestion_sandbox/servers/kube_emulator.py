@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import aiohttp.test_utils
 import aiohttp.web
 import yaml
+from ingestion_contract import crd
 
 from ingestion_sandbox.servers.common import LOCALHOST, LoopThread, Service, ServiceUnavailable
 
@@ -167,6 +168,18 @@ class KubeEmulator(Service):
             self.emulator.resources[f"{group}/{version}/{plural}"] = info
 
         self._call(register)
+
+    def register_rollout_crd(self) -> None:
+        """What `kubectl apply -f crds/ingestionrollouts.yaml` declares on a real API server."""
+        self.register_custom_resource(
+            crd.GROUP,
+            crd.VERSION,
+            crd.KIND,
+            crd.PLURAL,
+            singular=crd.SINGULAR,
+            short_names=[crd.SHORT_NAME],
+            subresources={"status"},
+        )
 
     def _resource_for(self, api_version: str, kind: str) -> kmock.resource:
         group, _, version = api_version.rpartition("/")

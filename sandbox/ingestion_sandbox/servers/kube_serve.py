@@ -1,4 +1,4 @@
-"""The Kubernetes API emulator as a process of its own: `python -m ingestion_sandbox.servers.kube_serve`.
+"""The Kubernetes API emulator as a process of its own (python -m this module).
 
 In-process, the emulator shares the interpreter (and its GIL) with whoever started it;
 a benchmark that drives a hundred rollouts would then measure its own bookkeeping
@@ -16,8 +16,6 @@ import threading
 
 from ingestion_sandbox.servers.kube_emulator import KubeEmulator
 
-GROUP, VERSION = "ingestion.apexmemory.io", "v1alpha1"
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -30,15 +28,7 @@ def main() -> None:
     kube = KubeEmulator(port=args.port or None)
     kube.start()
     try:
-        kube.register_custom_resource(
-            GROUP,
-            VERSION,
-            "IngestionRollout",
-            "ingestionrollouts",
-            singular="ingestionrollout",
-            short_names=["ir"],
-            subresources={"status"},
-        )
+        kube.register_rollout_crd()
         kube.write_kubeconfig(args.kubeconfig)
         print(f"ready {kube.url}", flush=True)
         stop.wait()

@@ -30,9 +30,9 @@ from ingestion_operator.analysis import (
     Thresholds,
     Verdict,
     assess,
-    default_queries,
 )
 from ingestion_operator.metricproviders import PrometheusProvider, make_provider
+from ingestion_operator.metricproviders.prometheus_queries import default_queries
 from ingestion_sandbox.servers.common import free_port
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 

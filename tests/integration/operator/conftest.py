@@ -30,15 +30,17 @@ from typing import Any
 
 import kubernetes
 import pytest
-from ingestion_operator.analysis import default_queries
+from ingestion_contract.crd import ANNOTATION_PREFIX, API_VERSION, GROUP, KIND, PLURAL, VERSION
+from ingestion_contract.routing import PERCENTAGE_KEY, format_percentage
+from ingestion_operator.metricproviders.prometheus_queries import default_queries
 from ingestion_sandbox.servers.common import LOCALHOST, free_port
 from ingestion_sandbox.servers.contract_metrics import ContractTraffic as Traffic
 
-GROUP, VERSION, PLURAL = "ingestion.apexmemory.io", "v1alpha1", "ingestionrollouts"
 TIMEOUT = 60.0
 WINDOW = "10s"
 MAX_REPLICAS = 10
-OPERATOR_ROOT = Path(__file__).resolve().parents[3] / "operator"
+REPO = Path(__file__).resolve().parents[3]
+SOURCE_ROOTS = [REPO / "operator", REPO / "contract"]
 
 
 def poll[T](read: Callable[[], T], done: Callable[[T], bool], what: str) -> T:
@@ -73,7 +75,7 @@ class Cluster:
                 "apiVersion": "v1",
                 "kind": "ConfigMap",
                 "metadata": {"name": configmap, "namespace": self.namespace},
-                "data": {"temporalPercentage": "0"},
+                "data": {PERCENTAGE_KEY: format_percentage(0)},
             }
         )
 
@@ -112,7 +114,7 @@ class Cluster:
         )
 
     def annotate(self, name: str, command: str) -> None:
-        key = f"{GROUP}/{command}"
+        key = ANNOTATION_PREFIX + command
         self.patch(name, {"metadata": {"annotations": {key: str(time.time())}}})
 
     def rollout(self, name: str) -> dict[str, Any]:
@@ -136,7 +138,7 @@ class Cluster:
 
     def percentage(self, configmap: str) -> str:
         found = self.emulator.get("v1/configmaps", self.namespace, configmap)
-        return str(found["data"]["temporalPercentage"])
+        return str(found["data"][PERCENTAGE_KEY])
 
     def replicas(self, deployment: str) -> int:
         found = self.emulator.get("apps/v1/deployments", self.namespace, deployment)
@@ -161,7 +163,7 @@ class OperatorProcess:
             "OPERATOR_METRICS_PORT": str(metrics_port),
             "OPERATOR_LIVENESS_PORT": str(liveness_port),
             "PYTHONPATH": os.pathsep.join(
-                filter(None, [str(OPERATOR_ROOT), os.environ.get("PYTHONPATH")])
+                filter(None, [*map(str, SOURCE_ROOTS), os.environ.get("PYTHONPATH")])
             ),
         }
         self.process: subprocess.Popen[bytes] | None = None
@@ -212,15 +214,7 @@ def traffic(prometheus: Any) -> Iterator[Traffic]:
 @pytest.fixture(scope="session")
 def rollout_crd(kube_emulator: Any) -> None:
     """The CRD declared on the emulator, with its status subresource."""
-    kube_emulator.register_custom_resource(
-        GROUP,
-        VERSION,
-        "IngestionRollout",
-        PLURAL,
-        singular="ingestionrollout",
-        short_names=["ir"],
-        subresources={"status"},
-    )
+    kube_emulator.register_rollout_crd()
 
 
 @pytest.fixture(scope="module")
@@ -251,8 +245,8 @@ def rollout_body(name: str, traffic: Traffic, prometheus_url: str, **spec: Any) 
     """A fast rollout whose queries look only at this module's scrape job."""
     queries = default_queries(WINDOW, 0.99, labels={"job": traffic.job})
     return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "IngestionRollout",
+        "apiVersion": API_VERSION,
+        "kind": KIND,
         "metadata": {"name": name},
         "spec": {
             "steps": [10, 50, 100],

@@ -14,10 +14,9 @@ from ingestion_worker.metrics import DB_CONNECTION_ERRORS
 from ingestion_worker.models import (
     Blob,
     CleanupInput,
-    DownloadInput,
-    EmbedInput,
-    ParseInput,
-    WriteGraphInput,
+    DocumentState,
+    DownloadResult,
+    IngestDocumentInput,
 )
 from ingestion_worker.pipeline import build_pipeline
 from sample_documents import pdf_document, text_document
@@ -32,6 +31,11 @@ def run(fn: Any, arg: Any, heartbeats: list[Any] | None = None) -> Any:
     return env.run(fn, arg)
 
 
+def document(document_id: str, key: str | None = None, prefix: str = "t") -> DocumentState:
+    """The state a workflow starts from: the request, and where its artifacts go."""
+    return DocumentState(IngestDocumentInput(document_id, "crm", key=key), artifact_prefix=prefix)
+
+
 def test_small_download_travels_inline_with_type_from_extension(
     pipeline: Any, s3: Any, bucket: str
 ):
@@ -40,11 +44,11 @@ def test_small_download_travels_inline_with_type_from_extension(
     s3.put_object(Bucket=bucket, Key="notes/n1.md", Body=b"# Title\n\nbody")
     activities = IngestionActivities(pipeline)
     # when downloaded by explicit key
-    result = run(activities.download, DownloadInput("n1", "crm", key="notes/n1.md"))
+    result = run(activities.step("download"), document("n1", key="notes/n1.md"))
     # then the bytes come inline, hashed, typed from the extension
-    assert result.content_type == "text/markdown"
+    assert result.download.content_type == "text/markdown"
     assert base64.b64decode(result.content.inline) == b"# Title\n\nbody"
-    assert result.size == 13 and len(result.sha256) == 64
+    assert result.download.size == 13 and len(result.download.sha256) == 64
 
 
 def test_large_download_heartbeats_and_travels_by_reference(
@@ -57,15 +61,16 @@ def test_large_download_heartbeats_and_travels_by_reference(
     s3.put_object(Bucket=bucket, Key="documents/crm/big", Body=body, ContentType="application/pdf")
     heartbeats: list[Any] = []
     # when downloaded by the default key
-    result = run(IngestionActivities(pipeline).download, DownloadInput("big", "crm"), heartbeats)
+    result = run(IngestionActivities(pipeline).step("download"), document("big"), heartbeats)
     # then it heartbeated its progress and passes a reference to the object, not the bytes
     assert len(heartbeats) >= 5
     assert heartbeats[-1] == (len(body),)
     assert result.content.inline is None
     assert (result.content.bucket, result.content.key) == (bucket, "documents/crm/big")
-    # and parse reads it back by that reference
-    parsed = run(IngestionActivities(pipeline).parse, ParseInput(result, "t/big"))
+    # and parse reads it back by that reference, then drops it: no later step needs it
+    parsed = run(IngestionActivities(pipeline).step("parse"), result)
     assert parsed.char_count > 100
+    assert parsed.content is None
 
 
 def test_big_text_and_chunks_spill_to_the_artifact_bucket(
@@ -78,13 +83,14 @@ def test_big_text_and_chunks_spill_to_the_artifact_bucket(
         Bucket=bucket, Key="documents/crm/t", Body=text_document(40_000), ContentType="text/plain"
     )
     activities = IngestionActivities(pipeline)
-    downloaded = run(activities.download, DownloadInput("t", "crm"))
+    downloaded = run(activities.step("download"), document("t", prefix="crm/t/run1"))
     # when parsed and embedded
-    parsed = run(activities.parse, ParseInput(downloaded, "crm/t/run1"))
-    embedded = run(activities.embed, EmbedInput(parsed.text, "crm/t/run1"))
+    parsed = run(activities.step("parse"), downloaded)
+    embedded = run(activities.step("embed"), parsed)
     # then text and vectors went to the artifact bucket and decode intact
     assert parsed.text.key == "crm/t/run1/text"
     assert embedded.chunks.key == "crm/t/run1/chunks.json"
+    assert embedded.text is None  # no later step reads it: it leaves the payload
     chunks = decode_chunks(pipeline.store.read_blob_text(embedded.chunks))
     assert len(chunks) == embedded.chunk_count > 30
     assert all(len(c.embedding) == settings.embedding_dimensions for c in chunks)
@@ -104,7 +110,7 @@ def test_unreachable_s3_is_transient_not_missing(make_settings: Any, shared_grap
     pipeline = build_pipeline(settings, shared_graph.for_database(settings.neo4j_database))
     # when downloading; then the error is retryable and says why
     with pytest.raises(ApplicationError) as raised:
-        run(IngestionActivities(pipeline).download, DownloadInput("x", "crm"))
+        run(IngestionActivities(pipeline).step("download"), document("x"))
     assert raised.value.type == "TransientStorageError"
     assert raised.value.non_retryable is False
 
@@ -116,12 +122,17 @@ def test_unreachable_neo4j_is_retryable_and_counted(make_settings: Any, s3: Any,
     )
     pipeline = build_pipeline(settings)
     before = DB_CONNECTION_ERRORS.labels("neo4j")._value.get()
-    request = WriteGraphInput(
-        "w", "crm", "text/plain", "h", [Entity("email", "a@b.co", 1)], _empty_chunks()
+    request = DocumentState(
+        IngestDocumentInput("w", "crm"),
+        artifact_prefix="t",
+        download=DownloadResult("b", "k", "text/plain", 0, "s"),
+        content_hash="h",
+        entities=[Entity("email", "a@b.co", 1)],
+        chunks=_empty_chunks(),
     )
     # when writing; then the failure is retryable and the counter moved
     with pytest.raises(ApplicationError) as raised:
-        run(IngestionActivities(pipeline).write_graph, request)
+        run(IngestionActivities(pipeline).step("write_graph"), request)
     assert raised.value.type == "GraphWriteError" and not raised.value.non_retryable
     assert DB_CONNECTION_ERRORS.labels("neo4j")._value.get() > before
     pipeline.close()

@@ -128,3 +128,26 @@ async def test_status_query_follows_the_steps(worker: Any, s3: Any, bucket: str)
     assert IngestionStatus.EMBEDDINGS_GENERATED in seen
     assert view.document_id == "slow"
     assert [t.step for t in view.timings][:2] == ["download", "parse"]
+
+
+@pytest.mark.worker_settings(fault_failure_rate=1.0)
+async def test_an_injected_fault_fails_the_graph_write_once_and_writes_nothing(
+    worker: Any, s3: Any, bucket: str
+):
+    # given a worker whose fault setting fails every graph write (the fault interceptor)
+    put(s3, bucket, "f.txt", FORMATS["txt"][1], "text/plain")
+    handle = await start_ingestion(
+        worker.client, IngestDocumentInput("f", "crm", key="f.txt"), worker.settings.task_queue
+    )
+    # when the workflow runs
+    result = await handle.result()
+    # then it fails with the injected error, the download and the write ran once each (the
+    # fault is not retried), and the graph holds nothing
+    assert (result.status, result.error_type) == (IngestionStatus.FAILED, "InjectedFaultError")
+    attempts = [
+        e.activity_task_started_event_attributes.attempt
+        async for e in handle.fetch_history_events()
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
+    ]
+    assert attempts == [1, 1]
+    assert worker.pipeline.graph.read_document("crm", "f") is None
