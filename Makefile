@@ -24,8 +24,9 @@ lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
-	$(VENV)/bin/mypy hack/helm_offline.py hack/rbac_usage.py hack/gen_crd_defaults.py \
-		hack/e2e/traffic.py helm/apex-ingestion-rollout/files/dev_reload.py
+	$(VENV)/bin/mypy hack/helm_chart.py hack/rbac_usage.py hack/gen_crd_defaults.py \
+		hack/e2e/traffic.py helm/apex-ingestion-rollout/files/dev_reload.py \
+		helm/apex-ingestion-rollout/files/uninstall_rollouts.py
 	$(VENV)/bin/lint-imports
 	$(PY) hack/gen_crd_defaults.py --check
 
@@ -61,10 +62,10 @@ kind-down:
 e2e:
 	hack/kind-e2e.sh
 
-# Lint the chart offline with the real Helm library (no helm binary needed).
-chart: venv
-	$(PY) hack/helm_offline.py lint
-	$(PY) hack/helm_offline.py lint -f helm/apex-ingestion-rollout/values-dev.yaml
+# Lint the chart with the real helm CLI (the control plane's build), no cluster needed.
+chart: venv control-plane
+	$(PY) hack/helm_chart.py lint
+	$(PY) hack/helm_chart.py lint -f helm/apex-ingestion-rollout/values-dev.yaml
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,13 +1,20 @@
-"""What the benchmarks share: a percentile, and worker settings for the local servers."""
+"""What the benchmarks share: percentiles, spreads over runs, CPU time of processes from /proc,
+and worker settings for the local servers."""
 
 from __future__ import annotations
 
+import os
+import statistics
 import uuid
+from collections.abc import Mapping
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
-from ingestion_sandbox.servers.services import FalkorDBServer, S3Server, TemporalDevServer
+from ingestion_sandbox.servers.services import FalkorDBServer, TemporalDevServer
 from ingestion_worker.settings import WorkerSettings
+
+_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -16,8 +23,33 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+def spread(values: list[float]) -> tuple[float, float, float]:
+    """(median, min, max) of the figures of several runs."""
+    return statistics.median(values), min(values), max(values)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime: fields 14 and 15
+
+
+class CpuMeter:
+    """CPU seconds each named process spends between start() and stop()."""
+
+    def __init__(self, pids: Mapping[str, int]) -> None:
+        self.pids = dict(pids)
+        self._before: dict[str, float] = {}
+
+    def start(self) -> None:
+        self._before = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+
+    def stop(self) -> dict[str, float]:
+        return {name: cpu_seconds(pid) - self._before[name] for name, pid in self.pids.items()}
+
+
 def settings_for(
-    temporal: TemporalDevServer, s3: S3Server, graph: FalkorDBServer, **overrides: Any
+    temporal: TemporalDevServer, s3: Any, graph: FalkorDBServer, **overrides: Any
 ) -> WorkerSettings:
     """Worker settings pointing at the benchmark's own servers, on a fresh task queue."""
     base = WorkerSettings(

@@ -1,9 +1,10 @@
 """`make bench`: every benchmark in one run, summed up in one table.
 
 Runs bench/pipeline_bench.py (Temporal vs legacy on the same documents),
-bench/routing_bench.py (routing decision, percentage propagation) and
-bench/operator_bench.py (rollback detection, operator cost with 100 rollouts) one
-after another, each in its own process so they do not share cores or state, then
+bench/routing_bench.py (routing decision, percentage propagation),
+bench/operator_bench.py (rollback detection, operator cost with 100 rollouts) and
+bench/judge_bench.py (threshold vs sequential judge, simulated) one after another,
+each in its own process so they do not share cores or state, then
 prints their headline numbers side by side. Each benchmark's own output is shown
 as it runs; the table comes last.
 
@@ -55,6 +56,24 @@ def rows(
     ]
 
 
+def judge_rows(judge: dict[str, Any]) -> list[tuple[str, str]]:
+    """judge_bench.py's headline: false rollbacks and 15% errors rolled back, thr / seq."""
+    worst = judge["worst_false_rollbacks"]
+    seconds = judge["rollback_15pct_median_s"]
+
+    def median(rate: str) -> str:
+        return " / ".join("never" if s is None else f"{s:.0f}" for s in seconds[rate]) + " s"
+
+    return [
+        (
+            "judge false rollbacks, worst cell thr / seq",
+            f"{100 * worst['threshold']:.1f}% / {100 * worst['sequential']:.1f}%",
+        ),
+        ("15% errors rolled back, 5 docs/s thr / seq", median("5")),
+        ("15% errors rolled back, 50 docs/s thr / seq", median("50")),
+    ]
+
+
 def _ratios(temporal: dict[str, float], legacy: dict[str, float]) -> str:
     p50 = temporal["p50_ms"] / legacy["p50_ms"]
     return f"x{p50:.2f}, x{temporal['p99_ms'] / legacy['p99_ms']:.2f}"
@@ -75,7 +94,10 @@ def main() -> None:
         pipeline = run("pipeline_bench.py", out / "p.json", "--documents", str(args.documents))
         routing = run("routing_bench.py", out / "r.json")
         operator = run("operator_bench.py", out / "o.json", *operator_args)
-    table = rows(pipeline, routing, operator)
+        judge_args = ["--buckets", "router", "--seq-interval", "5"]
+        judge_args += ["--quick"] if args.quick else ["--runs", "500"]
+        judge = run("judge_bench.py", out / "j.json", *judge_args)
+    table = rows(pipeline, routing, operator) + judge_rows(judge)
     width = max(len(name) for name, _ in table)
     print(f"\n{'measure':<{width}}  result")
     for name, value in table:

@@ -26,12 +26,17 @@ bound does not depend on how often it is asked; the threshold judge stays at --i
 First, a table of the documents each sequential rule needs to decide.
 
     .venv/bin/python bench/judge_bench.py [--runs 2000] [--quick] [--buckets router]
-        [--seq-interval 5] [--seq-quantile 0.95] [--min-delta 0.0]
+        [--seq-interval 5] [--seq-quantile 0.95] [--min-delta 0.0] [--json FILE]
+
+`make bench` (bench/all.py) runs it with --buckets router --seq-interval 5: the
+configuration README recommends for the sequential judge (judge: sequential, interval:
+5s, latencyQuantile: 0.95).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import random
@@ -40,6 +45,8 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 from ingestion_operator.analysis.sequential import error_rate_verdict, judge_latency
@@ -331,6 +338,32 @@ def goal_check(config: Config, cells: list[Cell]) -> list[str]:
     return lines
 
 
+def summary(config: Config, cells: list[Cell]) -> dict[str, Any]:
+    """The headline numbers, for bench/all.py's table (--json)."""
+    healthy = [c for c in cells if c.stream.healthy]
+    rollback = {
+        f"{cell.rate:g}": [
+            _finite(to_target(cell, outcomes)[0]) for outcomes in (cell.threshold, cell.sequential)
+        ]
+        for cell in cells
+        if cell.stream.name == "bad 15% errors"
+    }
+    return {
+        "alpha": config.alpha,
+        "seq_interval": config.seq_interval,
+        "worst_false_rollbacks": {
+            "threshold": max(share(c.threshold, ROLLBACK) for c in healthy),
+            "sequential": max(share(c.sequential, ROLLBACK) for c in healthy),
+        },
+        "rollback_15pct_median_s": rollback,
+    }
+
+
+def _finite(seconds: float) -> float | None:
+    """JSON has no infinity: None for "never"."""
+    return None if math.isinf(seconds) else seconds
+
+
 def first_error_verdict(
     rate: float, target: Verdict, config: Config, rng: random.Random | None
 ) -> float:
@@ -399,6 +432,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="100 runs per cell")
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
+    parser.add_argument("--json", help="also write the headline numbers to this file")
     defaults = Config()
     for name, value in vars(defaults).items():
         flag = "--" + name.replace("_", "-")
@@ -418,6 +452,8 @@ def main() -> None:
     print(table(cells), end="\n\n")
     print("\n".join(goal_check(config, cells)))
     print(f"\n({time.monotonic() - started:.0f} s)")
+    if args.json:
+        Path(args.json).write_text(json.dumps(summary(config, cells), allow_nan=False))
 
 
 def check(config: Config) -> None:

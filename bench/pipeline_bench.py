@@ -1,82 +1,213 @@
-"""Temporal path vs legacy path on the same 10 KB text documents, against local real servers.
+"""Temporal path vs legacy path, per document size, on local real servers (part of make bench).
 
-Starts Temporal (dev server), FalkorDB (Bolt), moto S3, and one worker *process*;
-prints p50/p99 latency (one document at a time) and throughput (N in flight) per path.
+Each run starts its own servers: the Temporal dev server (with the settings README's
+"Temporal server settings" gives), FalkorDB speaking Bolt, moto S3 in a process of its
+own, and one worker process. Then, for text documents of 2 KB, 10 KB and 1 MB:
 
-    .venv/bin/python bench/pipeline_bench.py [--documents 200] [--concurrency 16]
+1. latency one document at a time, the two paths alternating;
+2. throughput with 16 documents in flight, one path at a time, and the CPU seconds per
+   document of each process (/proc): the bench process (it runs the legacy path, as the
+   API process would, and the Temporal client), the worker, the Temporal server, the graph
+   DB and S3;
+3. latency under load: one path probed one document at a time while the other path runs
+   16 in flight (as during a rollout, where each path shares the machine with the other).
+
+1 MB documents are seconds each (a thousand chunks to embed and write to the graph), so
+they are fewer, 4 in flight instead of 16 (`Plan`).
+
+Ratios Temporal/legacy are taken within each run; every figure is printed as the median of
+the runs with [min-max]. Never a test: it prints numbers.
+
+    .venv/bin/python bench/pipeline_bench.py [--runs 3] [--documents 100] [--quick]
+        [--sizes 2KB,10KB,1MB] [--colocated] [--server-defaults] [--json FILE]
+
+--colocated runs the worker in the bench process, sharing the client's event loop, so that
+workflows start eagerly (their first task comes back with the start call); --server-defaults
+runs the dev server without README's settings, to show what they change.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import boto3
-from _stats import percentile, settings_for
-from ingestion_sandbox.servers.services import FalkorDBServer, S3Server, TemporalDevServer
+from _stats import CpuMeter, percentile, settings_for, spread
+from ingestion_sandbox.servers.services import FalkorDBServer, S3ProcessServer, TemporalDevServer
 from ingestion_worker.client import start_ingestion
 from ingestion_worker.legacy import ingest_legacy
 from ingestion_worker.models import IngestDocumentInput, IngestionStatus
-from ingestion_worker.pipeline import build_pipeline
+from ingestion_worker.pipeline import Pipeline, build_pipeline
 from ingestion_worker.settings import WorkerSettings
+from ingestion_worker.worker import build_worker
 from temporalio.client import Client
 
-WORDS = [
-    "invoice",
-    "INV-2024-0001",
-    "for",
-    "order",
-    "ORD-12345",
-    "sent",
-    "to",
-    "jane@example.com",
-    "on",
-    "2024-01-31",
-]
+PATHS = ("legacy", "temporal")
+SIZES = {"2 KB": 2_000, "10 KB": 10_000, "1 MB": 1_000_000}
+OBJECTS = 40  # distinct S3 objects per size, read in turn
+WORDS = "invoice INV-2024-0001 for order ORD-12345 sent to jane@example.com on 2024-01-31"
+
+Ingest = Callable[[str, str], Awaitable[None]]  # (S3 key, document id)
+Figures = dict[str, dict[str, float]]  # measure -> {"legacy", "temporal", "ratio"} -> value
 
 
-def document(i: int, size: int = 10_000) -> bytes:
-    words = (WORDS[(i + j) % len(WORDS)] for j in range(size))
+def document(i: int, size: int) -> bytes:
+    vocabulary = WORDS.split(" ")
+    words = (vocabulary[(i + j) % len(vocabulary)] for j in range(size // 4))
     return " ".join(words).encode()[:size]
 
 
-async def measure(
-    run_one: Callable[[int], Awaitable[None]], count: int, concurrency: int
-) -> tuple[list[float], float]:
-    """Latencies one at a time, then throughput with `concurrency` in flight."""
-    latencies = []
-    for i in range(count):
+@dataclass(frozen=True)
+class Plan:
+    """How many documents each measurement of one size takes."""
+
+    one_at_a_time: int
+    throughput: int
+    probes: int
+    lanes: int
+
+    @classmethod
+    def for_size(cls, size: int, documents: int, lanes: int) -> Plan:
+        if size < 100_000:
+            return cls(documents, documents, documents, lanes)
+        few = max(2, documents // 30)  # 1 MB: 3 of each for the default 100
+        return cls(few, 2 * few + 2, few, min(lanes, 4))
+
+
+@dataclass
+class Rig:
+    """One run's servers and clients; `ingest[path]` ingests one document on that path."""
+
+    ingest: dict[str, Ingest]
+    pids: dict[str, int]
+    run: str
+
+    def key(self, size: str, i: int) -> str:
+        return f"documents/bench/{size.replace(' ', '')}-{i % OBJECTS}"
+
+    def document_id(self, path: str, size: str, i: int) -> str:
+        return f"{path}-{self.run}-{size.replace(' ', '')}-{i}"
+
+    async def one(self, path: str, size: str, i: int) -> float:
+        """Seconds to ingest document `i` of `size` on `path`, start to result."""
         started = time.perf_counter()
-        await run_one(i)
-        latencies.append(time.perf_counter() - started)
-    queue = iter(range(count, 2 * count))
+        await self.ingest[path](self.key(size, i), self.document_id(path, size, i))
+        return time.perf_counter() - started
+
+
+async def one_at_a_time(rig: Rig, size: str, count: int) -> dict[str, list[float]]:
+    """Latencies, one document at a time, the two paths alternating."""
+    latencies: dict[str, list[float]] = {path: [] for path in PATHS}
+    for i in range(count):
+        for path in PATHS if i % 2 else reversed(PATHS):
+            latencies[path].append(await rig.one(path, size, i))
+    return latencies
+
+
+async def in_flight(rig: Rig, path: str, size: str, ids: range, lanes: int) -> float:
+    """Documents per second with `lanes` of `path` in flight."""
+    queue = iter(ids)
 
     async def lane() -> None:
         for i in queue:
-            await run_one(i)
+            await rig.one(path, size, i)
 
     started = time.perf_counter()
-    await asyncio.gather(*(lane() for _ in range(concurrency)))
-    return latencies, count / (time.perf_counter() - started)
+    await asyncio.gather(*(lane() for _ in range(lanes)))
+    return len(ids) / (time.perf_counter() - started)
+
+
+async def throughput(rig: Rig, path: str, size: str, count: int, lanes: int) -> Figures:
+    """Documents per second and CPU seconds per document of each process, for `path`."""
+    meter = CpuMeter(rig.pids)
+    meter.start()
+    rate = await in_flight(rig, path, size, range(10_000, 10_000 + count), lanes)
+    cpu = meter.stop()
+    figures: Figures = {"docs/s": {path: rate}}
+    for process, seconds in cpu.items():
+        figures[f"CPU ms/doc {process}"] = {path: seconds / count * 1e3}
+    return figures
+
+
+async def under_load(rig: Rig, probe: str, size: str, count: int, lanes: int) -> list[float]:
+    """Latencies of `count` `probe` documents, one at a time, while the other path keeps
+    `lanes` documents in flight."""
+    load = next(path for path in PATHS if path != probe)
+    done = asyncio.Event()
+    ids = iter(range(20_000, 1_000_000))
+
+    async def lane() -> None:
+        for i in ids:
+            if done.is_set():
+                return
+            await rig.one(load, size, i)
+
+    loading = asyncio.gather(*(lane() for _ in range(lanes)))
+    await asyncio.sleep(0.5)  # let the load ramp up
+    try:
+        return [await rig.one(probe, size, 30_000 + i) for i in range(count)]
+    finally:
+        done.set()
+        await loading
+
+
+async def measure_size(rig: Rig, size: str, plan: Plan) -> Figures:
+    """Every figure for one size, in one run, with the Temporal/legacy ratios."""
+    figures: Figures = {}
+    alone = await one_at_a_time(rig, size, plan.one_at_a_time)
+    loaded = {p: await under_load(rig, p, size, plan.probes, plan.lanes) for p in PATHS}
+    for name, latencies in (("one at a time", alone), ("under load", loaded)):
+        for label, q in (("p50", 0.5), ("p99", 0.99)):
+            figures[f"{label} ms {name}"] = {p: percentile(latencies[p], q) * 1e3 for p in PATHS}
+    for path in PATHS:
+        tput = await throughput(rig, path, size, plan.throughput, plan.lanes)
+        for measure, values in tput.items():
+            figures.setdefault(measure, {}).update(values)
+    for values in figures.values():
+        values["ratio"] = values["temporal"] / values["legacy"] if values["legacy"] else 0.0
+    return figures
+
+
+@contextlib.contextmanager
+def servers(
+    server_defaults: bool,
+) -> Iterator[tuple[TemporalDevServer, S3ProcessServer, FalkorDBServer]]:
+    plain: dict[str, Any] = {"sqlite_pragmas": (), "dynamic_config": {}}
+    with (
+        TemporalDevServer(**(plain if server_defaults else {})) as temporal,
+        S3ProcessServer() as s3,
+        FalkorDBServer() as graph,
+    ):
+        yield temporal, s3, graph
+
+
+def upload(s3: S3ProcessServer, bucket: str) -> None:
+    client = boto3.client("s3", **s3.client_kwargs())
+    client.create_bucket(Bucket=bucket)
+    for size, length in SIZES.items():
+        for i in range(OBJECTS):
+            body = document(i, length)
+            key = f"documents/bench/{size.replace(' ', '')}-{i}"
+            client.put_object(Bucket=bucket, Key=key, Body=body, ContentType="text/plain")
 
 
 def start_worker(settings: WorkerSettings) -> subprocess.Popen[bytes]:
     env = dict(os.environ)
     for name, value in vars(settings).items():
-        field = WorkerSettings.__dataclass_fields__[name]
         if value is not None:
-            env[field.metadata["env"]] = str(value)
+            env[WorkerSettings.__dataclass_fields__[name].metadata["env"]] = str(value)
     return subprocess.Popen(
         [sys.executable, "-m", "ingestion_worker.worker"],
         env=env,
@@ -85,86 +216,118 @@ def start_worker(settings: WorkerSettings) -> subprocess.Popen[bytes]:
     )
 
 
-async def bench(count: int, concurrency: int) -> dict[str, dict[str, float]]:
-    os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
-    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
-    with TemporalDevServer() as temporal, S3Server() as s3, FalkorDBServer() as graph:
+@contextlib.asynccontextmanager
+async def worker_for(
+    settings: WorkerSettings, client: Client, colocated: bool
+) -> AsyncIterator[int]:
+    """A worker process (its pid), or a worker in this process sharing the client."""
+    if colocated:
+        pipeline = build_pipeline(settings)
+        with ThreadPoolExecutor(settings.max_concurrent_activities) as executor:
+            async with build_worker(client, settings, pipeline, executor):
+                yield os.getpid()
+        pipeline.close()
+        return
+    process = start_worker(settings)
+    try:
+        yield process.pid
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+def ingesters(settings: WorkerSettings, client: Client, legacy: Pipeline) -> dict[str, Ingest]:
+    executor = ThreadPoolExecutor(max_workers=32)
+
+    async def temporal_one(key: str, document_id: str) -> None:
+        request = IngestDocumentInput(document_id, "bench", key=key)
+        handle = await start_ingestion(client, request, settings.task_queue)
+        result = await handle.result()
+        assert result.status == IngestionStatus.COMPLETED, result.error_message
+
+    async def legacy_one(key: str, document_id: str) -> None:
+        request = IngestDocumentInput(document_id, "bench", key=key)
+        loop = asyncio.get_running_loop()
+        result = await loop.run_in_executor(executor, ingest_legacy, request, legacy)
+        assert result.status == IngestionStatus.COMPLETED, result.error_message
+
+    return {"legacy": legacy_one, "temporal": temporal_one}
+
+
+async def one_run(run: int, args: argparse.Namespace) -> dict[str, Figures]:
+    """Every size, measured on servers started for this run."""
+    with servers(args.server_defaults) as (temporal, s3, graph):
         settings = settings_for(temporal, s3, graph)
-        client_s3 = boto3.client("s3", **s3.client_kwargs())
-        client_s3.create_bucket(Bucket=settings.documents_bucket)
-        for i in range(2 * count + 20):
-            client_s3.put_object(
-                Bucket=settings.documents_bucket,
-                Key=f"documents/bench/d{i}",
-                Body=document(i),
-                ContentType="text/plain",
-            )
-        worker = start_worker(replace(settings))
-        try:
-            client = await Client.connect(temporal.address)
-            pipeline = build_pipeline(replace(settings, neo4j_database="legacy"))
-            executor = ThreadPoolExecutor(max_workers=concurrency)
-            loop = asyncio.get_running_loop()
-
-            async def temporal_one(i: int) -> None:
-                request = IngestDocumentInput(f"d{i}", "bench")
-                handle = await start_ingestion(
-                    client, request, settings.task_queue, workflow_id=f"t-{uuid.uuid4().hex}"
-                )
-                assert (await handle.result()).status == IngestionStatus.COMPLETED
-
-            async def legacy_one(i: int) -> None:
-                request = IngestDocumentInput(f"d{i}", "bench")
-                result = await loop.run_in_executor(executor, ingest_legacy, request, pipeline)
-                assert result.status == IngestionStatus.COMPLETED, result.error_message
-
-            for warm in range(10):  # connections, caches, the worker's sticky cache
-                await temporal_one(2 * count + warm)
-                await legacy_one(2 * count + 10 + warm)
-            rows = []
-            for name, one in (("legacy", legacy_one), ("temporal", temporal_one)):
-                latencies, throughput = await measure(one, count, concurrency)
-                rows.append((name, latencies, throughput))
-        finally:
-            worker.terminate()
-            worker.wait(30)
-    print(
-        f"\n{count} documents of 10 KB per measurement, throughput with {concurrency} in flight, "
-        "one worker process\n"
-    )
-    print(f"{'path':<10}{'p50 ms':>10}{'p99 ms':>10}{'mean ms':>10}{'docs/s':>10}")
-    for name, latencies, throughput in rows:
-        print(
-            f"{name:<10}{percentile(latencies, 0.5) * 1e3:>10.1f}"
-            f"{percentile(latencies, 0.99) * 1e3:>10.1f}"
-            f"{statistics.mean(latencies) * 1e3:>10.1f}{throughput:>10.1f}"
-        )
-    (_, leg, leg_tp), (_, tem, tem_tp) = rows
-    results = {
-        name: {
-            "p50_ms": percentile(lat, 0.5) * 1e3,
-            "p99_ms": percentile(lat, 0.99) * 1e3,
-            "docs_per_s": tp,
-        }
-        for name, lat, tp in rows
-    }
-    print(
-        f"\ntemporal/legacy: p50 x{percentile(tem, 0.5) / percentile(leg, 0.5):.2f}, "
-        f"p99 x{percentile(tem, 0.99) / percentile(leg, 0.99):.2f}, "
-        f"throughput x{tem_tp / leg_tp:.2f}"
-    )
+        upload(s3, settings.documents_bucket)
+        client = await Client.connect(temporal.address)
+        legacy = build_pipeline(replace(settings, neo4j_database="legacy"))
+        async with worker_for(settings, client, args.colocated) as worker_pid:
+            pids = {"bench": os.getpid(), "worker": worker_pid, "temporal": temporal.pid}
+            pids |= {"graph DB": graph.pid, "S3": s3.pid}
+            if args.colocated:
+                del pids["worker"]  # it is the bench process
+            rig = Rig(ingesters(settings, client, legacy), pids, f"r{run}{uuid.uuid4().hex[:4]}")
+            for i in range(10):  # connections, caches, parsers loaded on first use
+                await rig.one("temporal", "10 KB", 40_000 + i)
+                await rig.one("legacy", "10 KB", 40_000 + i)
+            results = {}
+            for size, length in SIZES.items():
+                if size.replace(" ", "") not in args.sizes.split(","):
+                    continue
+                plan = Plan.for_size(length, args.documents, args.concurrency)
+                results[size] = await measure_size(rig, size, plan)
+                print(f"run {run + 1}: {size} done", flush=True)
+        legacy.close()
     return results
 
 
+def summarize(runs: list[dict[str, Figures]]) -> dict[str, dict[str, dict[str, list[float]]]]:
+    """size -> measure -> column -> [median, min, max] over the runs."""
+    summary: dict[str, dict[str, dict[str, list[float]]]] = {}
+    for size, figures in runs[0].items():
+        summary[size] = {
+            measure: {
+                column: list(spread([run[size][measure][column] for run in runs]))
+                for column in columns
+            }
+            for measure, columns in figures.items()
+        }
+    return summary
+
+
+def print_summary(summary: dict[str, dict[str, dict[str, list[float]]]], runs: int) -> None:
+    def cell(values: list[float], ratio: bool = False) -> str:
+        fmt = "x{:.2f} [{:.2f}-{:.2f}]" if ratio else "{:.1f} [{:.1f}-{:.1f}]"
+        return fmt.format(*values)
+
+    for size, measures in summary.items():
+        print(f"\n{size} documents: median of {runs} run(s) [min-max]; ratio = temporal/legacy")
+        print(f"{'measure':<28}{'legacy':>22}{'temporal':>22}{'ratio':>22}")
+        for measure, columns in measures.items():
+            row = [cell(columns[p]) for p in PATHS] + [cell(columns["ratio"], ratio=True)]
+            print(f"{measure:<28}" + "".join(f"{c:>22}" for c in row))
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--documents", type=int, default=200)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--documents", type=int, default=100, help="per measurement and size")
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--quick", action="store_true", help="one run of 20 documents")
+    parser.add_argument("--sizes", default="2KB,10KB,1MB", help="which sizes to measure")
+    parser.add_argument("--colocated", action="store_true", help="worker in this process")
+    parser.add_argument("--server-defaults", action="store_true", help="plain dev server")
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()
-    results = asyncio.run(bench(args.documents, args.concurrency))
+    if args.quick:
+        args.runs, args.documents = 1, 20
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
+    runs = [asyncio.run(one_run(run, args)) for run in range(args.runs)]
+    summary = summarize(runs)
+    print_summary(summary, args.runs)
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2))
+        Path(args.json).write_text(json.dumps({"summary": summary, "runs": runs}, indent=2))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """What the code asks of the Kubernetes API, derived from its source, as RBAC permissions.
 
-    python hack/rbac_usage.py operator|api|worker     # prints the derived permissions
+    python hack/rbac_usage.py operator|api|worker|uninstall   # prints the derived permissions
 
 tests/unit/test_rbac_drift.py compares the result with the chart's rules files
 (helm/apex-ingestion-rollout/files/*-rbac.yaml), both ways.
@@ -48,6 +48,8 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 SOURCE_ROOTS = (REPO / "contract", REPO / "worker", REPO / "operator")
 CRD_FILE = REPO / "crds" / "ingestionrollouts.yaml"
+# The chart's pre-delete hook: a script of its own, run by a Job (not a console script).
+UNINSTALL_HOOK = REPO / "helm" / "apex-ingestion-rollout" / "files" / "uninstall_rollouts.py"
 
 # Which console script runs which process.
 PROCESSES = {"operator": "ingestion-operator", "api": "ingestion-api", "worker": "ingestion-worker"}
@@ -94,6 +96,10 @@ class Use:
     permission: Permission
     origin: str  # "path:line: what"
     modes: frozenset[str] = frozenset({"singleNamespace", "allNamespaces"})
+    # A client call passing field_selector= (RBAC's resourceNames cover a list or watch
+    # only when it selects metadata.name; the API server checks the value, we check that
+    # there is one).
+    field_selector: bool = False
 
 
 # --------------------------------------------------------------------------- modules
@@ -258,6 +264,8 @@ def endpoint_permission(
         return None  # discovery: /api/v1, /apis/group/version
     rest = [_fill(segment, params, path) for segment in rest]
     group = _fill(group, params, path)
+    if scope == "cluster" and len(rest) == 1 and _namespaced_crd(group, rest[0]):
+        scope = "namespace"  # a namespaced resource in every namespace: a ClusterRole's rule
     resource, named = rest[0], len(rest) > 1
     if len(rest) > 2:
         resource = f"{resource}/{rest[2]}"
@@ -360,7 +368,9 @@ def _client_call(
     except UncheckableCall as exc:
         raise UncheckableCall(f"{_where(path, node)}: {method}: {exc}") from None
     if permission is not None:
-        scan.uses.append(Use(permission, f"{_where(path, node)}: {method}"))
+        selects = call is not None and any(k.arg == "field_selector" for k in call.keywords)
+        origin = f"{_where(path, node)}: {method}"
+        scan.uses.append(Use(permission, origin, field_selector=selects))
 
 
 def _scan_kubernetes(scan: _Scan, path: Path, tree: ast.Module) -> None:
@@ -587,6 +597,15 @@ def _namespaced(group: str, plural: str) -> bool:
     raise UncheckableCall(f"unknown resource {plural}.{group}: add its scope here")
 
 
+def _namespaced_crd(group: str, plural: str) -> bool:
+    return any(
+        crd["spec"]["group"] == group
+        and crd["spec"]["names"]["plural"] == plural
+        and crd["spec"]["scope"] == "Namespaced"
+        for crd in _crds()
+    )
+
+
 def _has_status_subresource(group: str, plural: str) -> bool:
     for crd in _crds():
         spec = crd["spec"]
@@ -607,6 +626,11 @@ def uses(process: str) -> list[Use]:
 def uses_in_source(source: str) -> list[Use]:
     """The same derivation for one piece of code (for testing the derivation itself)."""
     return _uses([(REPO / "snippet.py", ast.parse(source))])
+
+
+def uses_in_file(path: Path) -> list[Use]:
+    """The same derivation for a script run on its own (the chart's uninstall hook)."""
+    return _uses([(path, _parse(path))])
 
 
 def _uses(trees: list[tuple[Path, ast.Module]]) -> list[Use]:
@@ -654,9 +678,10 @@ def permissions(items: Iterable[Use], mode: str) -> dict[Permission, list[str]]:
 
 def main(argv: list[str]) -> int:
     process = argv[1] if len(argv) > 1 else "operator"
+    found = uses_in_file(UNINSTALL_HOOK) if process == "uninstall" else uses(process)
     for mode in ("singleNamespace", "allNamespaces"):
         print(f"{process} ({mode}):")
-        for permission, origins in sorted(permissions(uses(process), mode).items()):
+        for permission, origins in sorted(permissions(found, mode).items()):
             print(f"  {permission}")
             for origin in origins:
                 print(f"      {origin}")

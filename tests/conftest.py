@@ -26,7 +26,7 @@ from ingestion_sandbox.servers.services import (
     TemporalDevServer,
 )
 
-pytest_plugins = ["control_plane_plugin"]
+pytest_plugins = ["control_plane_plugin", "chart_plugin"]
 KUBECTL_HINT = "build kubectl with the control plane: bash hack/control-plane/build.sh (needs Go)"
 
 # kubectl and helm come from the project's control-plane build (the server's own version);

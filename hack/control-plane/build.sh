@@ -18,9 +18,15 @@ key="k8s-${KUBERNETES_VERSION}_etcd-${ETCD_VERSION}_helm-${HELM_VERSION}_kwok-${
 bin="${APEX_CONTROL_PLANE_DIR:-$APEX_CACHE/control-plane/$key/bin}"
 binaries=(etcd helm kwok kubectl kube-apiserver kube-controller-manager kube-scheduler)
 
+# helm reads the Kubernetes version of `helm template` and `helm lint` (no cluster) from ldflags
+# that helm's Makefile sets; without them it says v1.20, below the chart's kubeVersion. A helm
+# built without them (no stamp) is rebuilt once.
+helm_stamp="$bin/.helm-kube-version"
+
 complete() {
   local b
   for b in "${binaries[@]}"; do [ -x "$bin/$b" ] || return 1; done
+  [ -f "$helm_stamp" ]
 }
 
 case "${1:-}" in
@@ -44,7 +50,7 @@ step=0
 build() {
   local name=$1; shift
   step=$((step + 1))
-  if [ -x "$bin/$name" ]; then
+  if [ -x "$bin/$name" ] && { [ "$name" != helm ] || [ -f "$helm_stamp" ]; }; then
     echo "[$step/${#binaries[@]}] $name: cached"
     return
   fi
@@ -74,10 +80,24 @@ go_install_tool() {  # name module-path version [ldflags]
   mv -f "$gobin/$1" "$bin/.$1.tmp"; rm -rf "$gobin"
 }
 
+helm_kube_ldflags() {  # what helm's Makefile adds: the minor of its k8s.io/client-go, 0.X -> 1.X
+  local mod client minor pkg flags=""
+  mod="$(go mod download -json "helm.sh/helm/v3@$HELM_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')"
+  client="$(awk '$1 == "k8s.io/client-go" {print $2}' "$mod")"
+  minor=${client#v0.}; minor=${minor%%.*}
+  [[ "$minor" =~ ^[0-9]+$ ]] || { echo "cannot read helm's k8s.io/client-go version" >&2; return 1; }
+  for pkg in helm.sh/helm/v3/pkg/chartutil helm.sh/helm/v3/pkg/lint/rules; do
+    flags+=" -X $pkg.k8sVersionMajor=1 -X $pkg.k8sVersionMinor=$minor"
+  done
+  echo "$flags"
+}
+
 echo "building control plane ${key} into $bin (a cold build takes tens of minutes)"
 build etcd go_build_etcd
-build helm go_install_tool helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" \
-  "-s -w -X helm.sh/helm/v3/internal/version.version=${HELM_VERSION}"
+helm_flags="-s -w -X helm.sh/helm/v3/internal/version.version=${HELM_VERSION}"
+[ -f "$helm_stamp" ] || helm_flags+="$(helm_kube_ldflags)"
+build helm go_install_tool helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" "$helm_flags"
+touch "$helm_stamp"
 build kwok go_install_tool kwok sigs.k8s.io/kwok/cmd/kwok "$KWOK_VERSION" "-s -w"
 for cmd in kubectl kube-apiserver kube-controller-manager kube-scheduler; do
   build "$cmd" go_build_kube "$cmd"

@@ -1,7 +1,21 @@
 """Admission for IngestionRollout objects, outside the API server.
 
-The Kubernetes API emulator used by the tests and the sandbox cannot run the API server's
-admission, so this mirrors it for crds/ingestionrollouts.yaml, in the API server's order:
+A real API server with crds/ingestionrollouts.yaml defaults and validates every rollout
+(tests/integration/operator/ and the control-plane tests check that kubectl apply is
+refused with the CRD's messages). This module mirrors that admission, in the API
+server's order, for the places where no such server stands between the user and the
+operator:
+
+- the operator itself (handlers.parse), as defence: a cluster with an older CRD without
+  the schema, or a server that does not enforce it, stores specs the schema refuses
+  (even `spec: null`); the operator must turn them into phase Failed/InvalidSpec with
+  the rule's message, not act on them or crash (tests/faults/test_operator_faults.py
+  runs exactly that on a real server with a schema-less variant of the CRD);
+- offline checks: the unit tests of the CRD's rules (tests/unit/test_crd_schema.py), the
+  chart's example rollout, the demo's rollout, and the defaults generated into
+  ingestion_contract.crd_defaults (hack/gen_crd_defaults.py).
+
+The steps:
 
 1. defaulting: `default` values of the structural schema, applied top-down (a defaulted
    object gets its own nested defaults too);
@@ -15,8 +29,7 @@ admission, so this mirrors it for crds/ingestionrollouts.yaml, in the API server
    the wrong type.
 
 Not mirrored: the API server's CEL type-checking and cost limits at CRD creation, and
-transition rules (`oldSelf`, none used). The operator calls validate_rollout() too, to set
-phase Failed on a spec that a real API server would have refused.
+transition rules (`oldSelf`, none used).
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
 """kopf handlers: thin glue between the cluster and the pure rollout decisions.
 
 One timer per IngestionRollout gathers the inputs (spec, stored status, manual
-annotation, a metrics analysis when spec.analysis.interval has elapsed), asks
-`decisions.next_action` for the one next move, and carries it out in a safe order:
-scale workers before raising traffic, lower traffic before draining workers, then
-status (projected by status.py), then the Event. Nothing sleeps: the timer comes back
-on its own.
+annotation, a metrics analysis when spec.analysis.interval has elapsed, a pre-flight
+before the first shift), asks `decisions.next_action` for the one next move, and carries
+it out in a safe order: scale workers and wait until they are available before raising
+traffic (readiness.hold_for_workers), lower traffic before draining workers, then status
+(projected by status.py), then the Event. Nothing sleeps: the timer comes back on its own.
 
 The handlers are registered by `registry(settings)` when the process starts
 (`python -m ingestion_operator`), so the settings, the timer interval included, are
@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -35,18 +36,14 @@ from ingestion_contract.crd import (
 )
 
 from ingestion_operator import kube, status
-from ingestion_operator.analysis import (
-    QUERY_NAMES,
-    QUEUE_DEPTH,
-    AnalysisResult,
-    Measurement,
-    assess,
-)
+from ingestion_operator.analysis import AnalysisResult, Measurement, preflight
 from ingestion_operator.crd_validation import apply_defaults, validate_rollout
 from ingestion_operator.decisions import ActionKind, Command, Decision, next_action
-from ingestion_operator.metricproviders import MetricProvider, make_provider
+from ingestion_operator.measuring import backlog, judge_analysis, measure
+from ingestion_operator.outages import quiet_query_retries
+from ingestion_operator.readiness import hold_for_workers
 from ingestion_operator.settings import RolloutOperatorSettings
-from ingestion_operator.spec import AnalysisSpec, Phase, RolloutSpec, RolloutState
+from ingestion_operator.spec import Phase, Reason, RolloutSpec, RolloutState
 
 # Abort wins over retry, retry over promote: the safest command is honoured first.
 COMMANDS = (
@@ -54,8 +51,6 @@ COMMANDS = (
     (Command.RETRY, RETRY_ANNOTATION),
     (Command.PROMOTE, PROMOTE_ANNOTATION),
 )
-# Causes of phase Failed that the operator clears by itself once they are gone.
-INVALID_SPEC, MISSING_REFERENCE = "InvalidSpec", "MissingReference"
 MAX_EVENT_MESSAGE = 1024
 LIVENESS: dict[str, str] = {}
 
@@ -64,9 +59,6 @@ PERCENTAGE = prometheus_client.Gauge(
 )
 PHASE = prometheus_client.Gauge(
     "ingestionrollout_phase", "1 for the rollout's current phase", ["namespace", "name", "phase"]
-)
-ANALYSES = prometheus_client.Counter(
-    "ingestionrollout_analysis", "Analyses run, by verdict", ["verdict"]
 )
 ROLLBACKS = prometheus_client.Counter("ingestionrollout_rollbacks", "Rollbacks carried out")
 
@@ -79,6 +71,7 @@ class Tick:
     name: str
     spec: RolloutSpec
     before: RolloutState
+    now: datetime
     backlog: float | None  # the queueDepth measurement, for draining after a rollback
 
 
@@ -94,8 +87,9 @@ def registry(settings: RolloutOperatorSettings) -> kopf.OperatorRegistry:
 
     @kopf.on.startup(id="startup", registry=handlers)
     async def startup(logger: Any, **_: Any) -> None:
-        """Credentials for our own client calls, and the /metrics endpoint."""
+        """Credentials for our own client calls, quiet query retries, the /metrics endpoint."""
         await asyncio.to_thread(kube.configure)
+        quiet_query_retries()
         if settings.metrics_port:
             prometheus_client.start_http_server(settings.metrics_port, addr=settings.bind_address)
             logger.info("metrics on :%s/metrics", settings.metrics_port)
@@ -129,41 +123,64 @@ async def reconcile(
     now = datetime.now(UTC)
     command = take_command(meta.get("annotations") or {}, patch)
     stored = dict(stored_status or {})
-    generation = int(meta["generation"]) if meta.get("generation") is not None else None
+    generation = int(meta["generation"])  # the API server sets it on every write of the spec
     spec = parse(body)
     if isinstance(spec, str):
-        mark_failed(body, stored, patch, spec, INVALID_SPEC, generation)
+        mark_failed(body, stored, patch, spec, Reason.INVALID_SPEC, generation)
         return
     before = RolloutState.from_status(stored)
-    if command is None and await cause_gone(spec, namespace, stored):
+    if command is None and await cause_gone(spec, namespace, before):
         command = Command.RETRY  # level-based recovery: the fix itself is the signal
-    analysis, backlog = None, None
-    if command is not None or analysis_due(spec, before, stored, now):
-        analysis, backlog = await analyse(spec.analysis, now)
-    tick = Tick(namespace, name, spec, before, backlog)
-    decision = next_action(spec, before, analysis, now, command)
+    decision, measurements, analysis = await decide(spec, before, stored, now, command)
+    tick = Tick(namespace, name, spec, before, now, backlog(measurements))
     try:
-        await apply(tick, decision)
+        decision = await apply(tick, decision)
     except kube.MissingReference as exc:
         await route_to_legacy(tick, patch)
-        mark_failed(body, stored, patch, str(exc), MISSING_REFERENCE, generation)
+        mark_failed(body, stored, patch, str(exc), Reason.MISSING_REFERENCE, generation)
         return
     finally:
         LIVENESS["lastReconcileAt"] = now.isoformat()
+    if command == Command.PROMOTE and decision.percentage <= before.percentage:
+        keep_promotion(decision, patch)
     observed = status.Observed(before, stored, now, len(spec.plan), analysis, generation)
     for key, value in status.decided(observed, decision, limit).items():
         patch.status[key] = value
     record(body, namespace, decision)
 
 
-async def cause_gone(spec: RolloutSpec, namespace: str, stored: dict[str, Any]) -> bool:
+async def decide(
+    spec: RolloutSpec,
+    before: RolloutState,
+    stored: Mapping[str, Any],
+    now: datetime,
+    command: Command | None,
+) -> tuple[Decision, dict[str, Measurement] | None, AnalysisResult | None]:
+    """The next move, with the measurements and the analysis it was decided on. A move off
+    0% is decided twice: the decisions ask for the pre-flight, which runs every query."""
+    measurements: dict[str, Measurement] | None = None
+    analysis = None
+    if command is not None or analysis_due(spec, before, stored, now):
+        age = now - before.step_started_at if before.step_started_at else None
+        measurements = await measure(spec.analysis, age)
+        analysis = judge_analysis(spec.analysis, measurements, now)
+    decision = next_action(spec, before, analysis, now, command)
+    if decision.kind == ActionKind.PREFLIGHT:
+        measurements = measurements or await measure(spec.analysis)
+        checked = preflight(measurements, spec.analysis.optional_rules)
+        decision = next_action(spec, before, analysis, now, command, checked)
+    return decision, measurements, analysis
+
+
+async def cause_gone(spec: RolloutSpec, namespace: str, before: RolloutState) -> bool:
     """Failed for a cause that has since been fixed: the spec parses now (the caller got
-    this far), or every referenced ConfigMap and Deployment exists again."""
-    if stored.get("phase") != Phase.FAILED:
+    this far), or every referenced ConfigMap and Deployment exists again. (A failed
+    pre-flight is re-run by the decisions themselves.)"""
+    if before.phase != Phase.FAILED:
         return False
-    if stored.get("reason") == INVALID_SPEC:
+    if before.reason == Reason.INVALID_SPEC:
         return True
-    if stored.get("reason") != MISSING_REFERENCE:
+    if before.reason != Reason.MISSING_REFERENCE:
         return False
     try:
         await kube.require_configmap(namespace, spec.configmap_name)
@@ -189,7 +206,7 @@ async def route_to_legacy(tick: Tick, patch: kopf.Patch) -> None:
     PERCENTAGE.labels(namespace=tick.namespace, name=tick.name).set(0)
 
 
-def take_command(annotations: dict[str, str], patch: kopf.Patch) -> Command | None:
+def take_command(annotations: Mapping[str, str], patch: kopf.Patch) -> Command | None:
     """The manual command annotated on the rollout, removed so it acts exactly once."""
     for command, annotation in COMMANDS:
         if annotation in annotations:
@@ -198,11 +215,31 @@ def take_command(annotations: dict[str, str], patch: kopf.Patch) -> Command | No
     return None
 
 
+def keep_promotion(decision: Decision, patch: kopf.Patch) -> None:
+    """A promotion held back because its workers are not available yet stays annotated, so
+    the next tick asks again (a one-shot command must not be lost to a wait)."""
+    if decision.state.workers_waiting_since is not None:
+        annotations = patch.metadata.annotations
+        if PROMOTE_ANNOTATION in annotations:
+            del annotations[PROMOTE_ANNOTATION]
+
+
 def parse(body: kopf.Body) -> RolloutSpec | str:
-    """Admission as the API server would do it (the emulator does not): errors as a str.
+    """The typed spec, or why there is none (a str, shown as status.message).
+
+    A real API server with the CRD's schema defaults and validates every spec, but an
+    older CRD without the schema (or a server that does not enforce it) lets through
+    `spec: null`, a non-object spec or values the schema refuses (issue 16, item 7). So
+    the spec is checked here as admission would (crd_validation), as defence: the
+    rollout becomes Failed/InvalidSpec instead of an exception in every handler call.
     Cached by the spec's content: validation (schema and CEL) is the costly part of a
-    quiet tick, and a spec only changes with a new generation."""
-    return _parse(json.dumps(dict(body["spec"]), sort_keys=True))
+    quiet tick, and a spec only changes with a new generation.
+    """
+    raw = body.get("spec", {})
+    if not isinstance(raw, Mapping):
+        kind = "null" if raw is None else type(raw).__name__
+        return f"invalid spec: spec must be an object (for every default: spec: {{}}), not {kind}"
+    return _parse(json.dumps(dict(raw), sort_keys=True))
 
 
 @functools.lru_cache(maxsize=1024)
@@ -219,71 +256,61 @@ def _parse(spec_json: str) -> RolloutSpec | str:
 
 def mark_failed(
     body: kopf.Body,
-    stored: dict[str, Any],
+    stored: Mapping[str, Any],
     patch: kopf.Patch,
     message: str,
-    reason: str,
-    generation: int | None,
+    reason: Reason,
+    generation: int,
 ) -> None:
     """Phase Failed with the cause, once: no exception, so no kopf retry loop."""
     if stored.get("phase") == Phase.FAILED and stored.get("message") == message:
         return
-    for key, value in status.failed(message, reason, generation).items():
+    for key, value in status.failed(message, reason.value, generation).items():
         patch.status[key] = value
     meta = body["metadata"]
     set_phase_metric(str(meta.get("namespace")), str(meta.get("name")), Phase.FAILED)
-    kopf.warn(body, reason=reason, message=message[:MAX_EVENT_MESSAGE])
+    kopf.warn(body, reason=reason.value, message=message[:MAX_EVENT_MESSAGE])
 
 
 def analysis_due(
-    spec: RolloutSpec, state: RolloutState, stored: dict[str, Any], now: datetime
+    spec: RolloutSpec, state: RolloutState, stored: Mapping[str, Any], now: datetime
 ) -> bool:
-    """Analyse only in phases that use it, and at most once per spec.analysis.interval."""
+    """Analyse only in phases that use it, and at most once per spec.analysis.interval;
+    at every tick while a raise of traffic waits for its workers (to move on at once)."""
     if state.phase not in (Phase.PROGRESSING, Phase.PAUSED, Phase.ROLLED_BACK):
         return False
+    if state.workers_waiting_since is not None:
+        return True
     last = (stored.get("lastAnalysis") or {}).get("at")
     if not last:
         return True
     return now - datetime.fromisoformat(last) >= spec.analysis.interval
 
 
-async def analyse(spec: AnalysisSpec, now: datetime) -> tuple[AnalysisResult, float | None]:
-    """Measure with the spec's provider (in a thread: providers are synchronous), judge."""
-    provider = provider_for(spec.provider, spec.prometheus_url)
-    measurements = await asyncio.to_thread(measure, provider, spec)
-    result = assess(measurements, spec.thresholds, spec.min_sample_count, now)
-    ANALYSES.labels(verdict=result.verdict.value).inc()
-    queue = measurements.get(QUEUE_DEPTH)
-    backlog = queue.value if queue is not None and queue.error is None else None
-    return result, backlog
-
-
-def measure(provider: MetricProvider, spec: AnalysisSpec) -> dict[str, Measurement]:
-    """Every rule's measurement; queries the provider cannot build are errors, as data."""
-    try:
-        queries = provider.queries(spec)
-    except ValueError as exc:
-        return {name: Measurement(error=f"no query: {exc}") for name in QUERY_NAMES}
-    return provider.measure(queries)
-
-
-@functools.cache
-def provider_for(kind: str, url: str) -> MetricProvider:
-    """One provider (one HTTP session) per backend, shared by the rollouts using it."""
-    return make_provider(kind, url=url)
-
-
-async def apply(tick: Tick, decision: Decision) -> None:
-    """Carry out the decision on the cluster: capacity before traffic, traffic before drain."""
-    spec, new = tick.spec, decision.percentage
-    if new > tick.before.percentage:
-        for deployment, wanted in decision.replicas.items():
-            if await kube.read_replicas(tick.namespace, deployment) < wanted:
-                await kube.scale(tick.namespace, deployment, wanted)
-    if new != tick.before.percentage or decision.kind == ActionKind.ROLLBACK:
+async def apply(tick: Tick, decision: Decision) -> Decision:
+    """Carry out the decision on the cluster: capacity before traffic, traffic before drain.
+    Returns what was carried out: a raise whose workers are not available yet is held."""
+    spec, before = tick.spec, tick.before.percentage
+    if decision.percentage > before:
+        available = await scale_up(tick, decision.replicas)
+        decision = hold_for_workers(spec, decision, available, tick.now)
+    new = decision.percentage
+    if new != before or decision.kind == ActionKind.ROLLBACK:
         await kube.write_percentage(tick.namespace, spec.configmap_name, spec.configmap_key, new)
-    if new < tick.before.percentage or decision.state.phase == Phase.ROLLED_BACK:
+    if new < before or decision.state.phase == Phase.ROLLED_BACK:
         await drain(tick, decision)
+    return decision
+
+
+async def scale_up(tick: Tick, replicas: Mapping[str, int]) -> dict[str, int]:
+    """Ask each worker Deployment for at least what it needs; its available replicas."""
+    available = {}
+    for deployment, wanted in replicas.items():
+        current = await kube.read_replicas(tick.namespace, deployment)
+        if current.wanted < wanted:
+            await kube.scale(tick.namespace, deployment, wanted)
+        available[deployment] = current.available
+    return available
 
 
 async def drain(tick: Tick, decision: Decision) -> None:
@@ -292,7 +319,7 @@ async def drain(tick: Tick, decision: Decision) -> None:
     if tick.backlog is None or tick.backlog > 0:
         return
     for deployment, wanted in decision.replicas.items():
-        if await kube.read_replicas(tick.namespace, deployment) > wanted:
+        if (await kube.read_replicas(tick.namespace, deployment)).wanted > wanted:
             await kube.scale(tick.namespace, deployment, wanted)
 
 

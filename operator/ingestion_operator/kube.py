@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from dataclasses import dataclass
 from typing import Any
 
 import kubernetes
@@ -56,12 +57,23 @@ def _write_percentage(namespace: str, name: str, key: str, percentage: int) -> N
         raise _missing("ConfigMap", namespace, name, exc) from exc
 
 
-def _read_replicas(namespace: str, name: str) -> int:
+@dataclass(frozen=True)
+class Replicas:
+    """A Deployment's replicas: asked for (spec) and available (status.availableReplicas,
+    Pods Ready for minReadySeconds, as the Deployment controller counts them)."""
+
+    wanted: int
+    available: int
+
+
+def _read_replicas(namespace: str, name: str) -> Replicas:
     try:
         deployment: Any = _apps().read_namespaced_deployment(name, namespace)
     except kubernetes.client.ApiException as exc:
         raise _missing("Deployment", namespace, name, exc) from exc
-    return int(deployment.spec.replicas or 0)
+    status = deployment.status
+    available = (status.available_replicas if status is not None else None) or 0
+    return Replicas(int(deployment.spec.replicas or 0), int(available))
 
 
 def _scale(namespace: str, name: str, replicas: int) -> None:
@@ -83,8 +95,8 @@ async def write_percentage(namespace: str, name: str, key: str, percentage: int)
     await asyncio.to_thread(_write_percentage, namespace, name, key, percentage)
 
 
-async def read_replicas(namespace: str, name: str) -> int:
-    """A Deployment's spec.replicas (what was asked for, not what is ready)."""
+async def read_replicas(namespace: str, name: str) -> Replicas:
+    """A Deployment's replicas, asked for and available."""
     return await asyncio.to_thread(_read_replicas, namespace, name)
 
 

@@ -27,6 +27,8 @@ from ingestion_contract.crd import (
     VERSION,
 )
 
+from ingestion_operator.analysis.numbers import against, exact
+
 MERGE_PATCH = "application/merge-patch+json"
 # The CRD's printer columns (a unit test keeps the two lists identical).
 COLUMNS = ("NAME", "PHASE", "WEIGHT", "STEP", "TARGET", "LAST VERDICT", "AGE")
@@ -67,10 +69,43 @@ def render_list(items: Iterable[dict[str, Any]], now: datetime) -> str:
     return table([list(COLUMNS), *rows]) if rows else "No IngestionRollouts found."
 
 
-def _number(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return "-" if value is None else str(value)
+def _number(value: Any, limit: Any = None) -> str:
+    """A value as the operator's messages print it: with enough digits to show its order
+    with `limit` (never "10 > 10")."""
+    if value is None:
+        return "-"
+    if isinstance(value, int | float) and isinstance(limit, int | float):
+        return against(float(value), float(limit))
+    return exact(float(value)) if isinstance(value, int | float) else str(value)
+
+
+def _evidence(metric: dict[str, Any]) -> str:
+    """The sequential judge's interval and documents ("" for the threshold judge)."""
+    if "documents" not in metric:
+        return ""
+    lower, upper = metric.get("lower"), metric.get("upper")
+    bounds = f"[{_number(lower)}, {'inf' if upper is None else _number(upper)}]"
+    return f"{bounds} n={metric['documents']}"
+
+
+def render_metrics(analysis: dict[str, Any]) -> list[str]:
+    """Each metric against its threshold, its evidence when judged sequentially, and the
+    operator's message saying why (the latency floor, the bounds, the missing data)."""
+    metrics = analysis.get("metrics") or []
+    sequential = any("documents" in m for m in metrics)
+    head = ["METRIC", "VALUE", "THRESHOLD", "VERDICT", *(["INTERVAL"] if sequential else [])]
+    rows = [
+        [
+            m.get("name", ""),
+            _number(m.get("value"), m.get("threshold")),
+            _number(m.get("threshold")),
+            m.get("verdict", ""),
+            *([_evidence(m)] if sequential else []),
+        ]
+        for m in metrics
+    ]
+    why = [f"  {m['message']}" for m in metrics if m.get("message")]
+    return [table([head, *rows]), *why]
 
 
 def render_detail(obj: dict[str, Any], now: datetime) -> str:
@@ -84,11 +119,7 @@ def render_detail(obj: dict[str, Any], now: datetime) -> str:
     analysis = status.get("lastAnalysis") or {}
     if analysis:
         lines += ["", f"Last analysis at {analysis.get('at', '?')}: {analysis.get('verdict')}"]
-        metrics = [
-            [m.get("name", ""), _number(m.get("value")), _number(m.get("threshold")), m["verdict"]]
-            for m in analysis.get("metrics") or []
-        ]
-        lines.append(table([["METRIC", "VALUE", "THRESHOLD", "VERDICT"], *metrics]))
+        lines += render_metrics(analysis)
     conditions = [
         [c.get("type", ""), c.get("status", ""), c.get("reason", "")]
         for c in status.get("conditions") or []

@@ -18,7 +18,7 @@ from typing import Any
 from ingestion_contract.crd import DEFAULT_ROUTING_CONFIGMAP, DEFAULT_ROUTING_KEY
 from ingestion_contract.crd_defaults import SPEC, WORKER
 
-from ingestion_operator.analysis.rules import QUERY_NAMES, Thresholds
+from ingestion_operator.analysis.rules import QUERY_NAMES, RULES_BY_NAME, Thresholds
 
 _ANALYSIS = SPEC["analysis"]
 _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
@@ -38,6 +38,25 @@ class OnError(StrEnum):
     ROLLBACK = "Rollback"
 
 
+class Judge(StrEnum):
+    """spec.analysis.judge: how the sampled rules (error rate, latency ratio) are judged."""
+
+    THRESHOLD = "threshold"
+    SEQUENTIAL = "sequential"
+
+
+class Reason(StrEnum):
+    """status.reason: why a rollout is Failed or Paused (the operator clears each by itself
+    once its cause is gone)."""
+
+    INVALID_SPEC = "InvalidSpec"
+    MISSING_REFERENCE = "MissingReference"
+    PREFLIGHT_FAILED = "PreflightFailed"
+    PAUSED_BY_SPEC = "PausedBySpec"
+    ANALYSIS_ERRORS = "AnalysisErrors"
+    WORKERS_NOT_READY = "WorkersNotReady"
+
+
 def parse_duration(text: str) -> timedelta:
     """'30s', '10m', '1h30m' -> timedelta; anything else is a ValueError."""
     match = _DURATION.match(text.strip()) if text else None
@@ -51,6 +70,12 @@ def parse_duration(text: str) -> timedelta:
 _INTERVAL = parse_duration(_ANALYSIS["interval"])
 _ON_ERROR = OnError(_ANALYSIS["onError"])
 _STEP_DURATION = parse_duration(SPEC["stepDuration"])
+_WORKERS_READY_TIMEOUT = parse_duration(SPEC["workersReadyTimeout"])
+_JUDGE = Judge(_ANALYSIS["judge"])
+
+
+def optional_duration(text: Any) -> timedelta | None:
+    return None if text is None else parse_duration(str(text))
 
 
 @dataclass(frozen=True)
@@ -81,12 +106,27 @@ def query_overrides(queries: Mapping[str, Any] | None) -> dict[str, str]:
     return {name: str(query) for name, query in queries.items()}
 
 
+def optional_rules(names: Any) -> frozenset[str]:
+    """spec.analysis.optionalRules: rule names (a typo must not silently make nothing optional)."""
+    given = frozenset(str(name) for name in names or ())
+    unknown = sorted(given - set(RULES_BY_NAME))
+    if unknown:
+        raise ValueError(f"unknown optionalRules {unknown}; known: {', '.join(RULES_BY_NAME)}")
+    return given
+
+
 @dataclass(frozen=True)
 class AnalysisSpec:
     provider: str = _ANALYSIS["provider"]
     prometheus_url: str = _ANALYSIS["prometheusUrl"]
     interval: timedelta = _INTERVAL
     window: str = _ANALYSIS["window"]
+    counter_window: str = _ANALYSIS["counterWindow"]
+    #: Matchers added to every built-in query's series (spec.analysis.metricLabels).
+    metric_labels: dict[str, str] = field(default_factory=dict)
+    optional_rules: frozenset[str] = frozenset()
+    judge: Judge = _JUDGE
+    alpha: float = _ANALYSIS["alpha"]
     min_sample_count: int = _ANALYSIS["minSampleCount"]
     failure_limit: int = _ANALYSIS["failureLimit"]
     consecutive_error_limit: int = _ANALYSIS["consecutiveErrorLimit"]
@@ -103,6 +143,11 @@ class AnalysisSpec:
             prometheus_url=str(given["prometheusUrl"]),
             interval=parse_duration(given["interval"]),
             window=str(given["window"]),
+            counter_window=str(given["counterWindow"]),
+            metric_labels={str(k): str(v) for k, v in (given.get("metricLabels") or {}).items()},
+            optional_rules=optional_rules(given.get("optionalRules")),
+            judge=Judge(given["judge"]),
+            alpha=float(given["alpha"]),
             min_sample_count=int(given["minSampleCount"]),
             failure_limit=int(given["failureLimit"]),
             consecutive_error_limit=int(given["consecutiveErrorLimit"]),
@@ -113,11 +158,29 @@ class AnalysisSpec:
 
 
 @dataclass(frozen=True)
+class StepOverride:
+    """One spec.stepOverrides entry: what it sets (None: the spec-wide value applies)."""
+
+    duration: timedelta | None = None
+    min_healthy: timedelta | None = None
+
+    @classmethod
+    def from_spec(cls, entry: Mapping[str, Any]) -> StepOverride:
+        return cls(
+            optional_duration(entry.get("duration")),
+            optional_duration(entry.get("minHealthyDuration")),
+        )
+
+
+@dataclass(frozen=True)
 class RolloutSpec:
     target_percentage: int = SPEC["targetPercentage"]
     steps: tuple[int, ...] = tuple(SPEC["steps"])
     step_duration: timedelta = _STEP_DURATION
-    step_overrides: dict[int, timedelta] = field(default_factory=dict)  # percentage -> duration
+    #: Continuous passing analysis a step needs (None: each step's duration).
+    min_healthy_duration: timedelta | None = None
+    step_overrides: dict[int, StepOverride] = field(default_factory=dict)  # by percentage
+    workers_ready_timeout: timedelta = _WORKERS_READY_TIMEOUT
     paused: bool = SPEC["paused"]
     configmap_name: str = DEFAULT_ROUTING_CONFIGMAP
     configmap_key: str = DEFAULT_ROUTING_KEY
@@ -131,7 +194,17 @@ class RolloutSpec:
         return (*below, self.target_percentage) if self.target_percentage > 0 else ()
 
     def duration_of(self, percentage: int) -> timedelta:
-        return self.step_overrides.get(percentage, self.step_duration)
+        """How long the step at `percentage` is held."""
+        override = self.step_overrides.get(percentage)
+        return override.duration if override and override.duration else self.step_duration
+
+    def min_healthy_of(self, percentage: int) -> timedelta:
+        """Continuous passing analysis the step at `percentage` needs before it advances:
+        its override, else spec.minHealthyDuration, else the step's own duration."""
+        override = self.step_overrides.get(percentage)
+        if override and override.min_healthy:
+            return override.min_healthy
+        return self.min_healthy_duration or self.duration_of(percentage)
 
     @classmethod
     def from_spec(cls, spec: Mapping[str, Any]) -> RolloutSpec:
@@ -146,10 +219,11 @@ class RolloutSpec:
             target_percentage=int(given["targetPercentage"]),
             steps=tuple(int(s) for s in given["steps"]),
             step_duration=parse_duration(given["stepDuration"]),
+            min_healthy_duration=optional_duration(given.get("minHealthyDuration")),
             step_overrides={
-                int(o["step"]): parse_duration(o["duration"])
-                for o in given.get("stepOverrides") or []
+                int(o["step"]): StepOverride.from_spec(o) for o in given.get("stepOverrides") or []
             },
+            workers_ready_timeout=parse_duration(given["workersReadyTimeout"]),
             paused=bool(given["paused"]),
             configmap_name=str(routing["configMapName"]),
             configmap_key=str(routing["key"]),
@@ -168,15 +242,28 @@ class RolloutState:
     step_started_at: datetime | None = None
     failure_count: int = 0
     consecutive_errors: int = 0
+    #: Why it is Failed or Paused (None otherwise).
+    reason: Reason | None = None
+    #: Start of the current run of passing analyses in this step (None: no run).
+    healthy_since: datetime | None = None
+    #: When the wait for worker replicas before a raise of traffic began (None: no wait).
+    workers_waiting_since: datetime | None = None
 
     @classmethod
     def from_status(cls, status: dict[str, Any]) -> RolloutState:
-        started = status.get("stepStartedAt")
+        reason = status.get("reason")
         return cls(
             phase=Phase(status.get("phase", Phase.PENDING)),
             step_index=int(status.get("currentStepIndex", -1)),
             percentage=int(status.get("currentPercentage", 0)),
-            step_started_at=datetime.fromisoformat(started) if started else None,
+            step_started_at=_time(status.get("stepStartedAt")),
             failure_count=int(status.get("failureCount", 0)),
             consecutive_errors=int(status.get("consecutiveErrors", 0)),
+            reason=Reason(reason) if reason in set(Reason) else None,
+            healthy_since=_time(status.get("healthySince")),
+            workers_waiting_since=_time(status.get("workersWaitingSince")),
         )
+
+
+def _time(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None

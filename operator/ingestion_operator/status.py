@@ -38,7 +38,7 @@ class Observed:
     now: datetime
     steps_total: int
     analysis: AnalysisResult | None
-    generation: int | None
+    generation: int
 
 
 def changes(wanted: Mapping[str, Any], stored: Mapping[str, Any]) -> dict[str, Any]:
@@ -49,18 +49,20 @@ def changes(wanted: Mapping[str, Any], stored: Mapping[str, Any]) -> dict[str, A
 def decided(observed: Observed, decision: Decision, history_limit: int) -> dict[str, Any]:
     """The status fields to patch after a decision (only those that changed)."""
     wanted = status_fields(observed, decision, history_limit)
-    if observed.generation is not None:
-        wanted["observedGeneration"] = observed.generation
+    wanted["observedGeneration"] = observed.generation
     wanted["conditions"] = conditions(decision, observed.stored, observed.now)
     return changes(wanted, observed.stored)
 
 
-def failed(message: str, reason: str, generation: int | None) -> dict[str, Any]:
-    """Phase Failed with its cause (InvalidSpec, MissingReference) and message."""
-    fields: dict[str, Any] = {"phase": Phase.FAILED.value, "message": message, "reason": reason}
-    if generation is not None:
-        fields["observedGeneration"] = generation
-    return fields
+def failed(message: str, reason: str, generation: int) -> dict[str, Any]:
+    """Phase Failed with its cause (InvalidSpec, MissingReference) and message, found by the
+    handlers before any decision could be made."""
+    return {
+        "phase": Phase.FAILED.value,
+        "message": message,
+        "reason": reason,
+        "observedGeneration": generation,
+    }
 
 
 def status_fields(observed: Observed, decision: Decision, history_limit: int) -> dict[str, Any]:
@@ -78,15 +80,23 @@ def status_fields(observed: Observed, decision: Decision, history_limit: int) ->
     }
     if state.step_started_at is not None:
         fields["stepStartedAt"] = state.step_started_at.isoformat()
+    # None removes a field (merge patch) once its cause or its run is over.
+    fields["reason"] = state.reason.value if state.reason else None
+    fields["healthySince"] = _time(state.healthy_since)
+    fields["workersWaitingSince"] = _time(state.workers_waiting_since)
     if observed.analysis is not None:
         fields["lastAnalysis"] = observed.analysis.to_status()
-    if state.phase != Phase.FAILED and observed.stored.get("reason"):
-        fields["reason"] = None  # the failure's cause is gone
-    # A quiet tick after a rollback or completion keeps the message that says why.
-    live = state.phase in (Phase.PROGRESSING, Phase.PAUSED)
-    if decision.kind != ActionKind.WAIT or (observed.analysis is not None and live):
+    # A quiet tick after a rollback or completion keeps the message that says why; a wait
+    # says something new only with a fresh analysis or while it waits for workers.
+    live = state.phase in (Phase.PROGRESSING, Phase.PAUSED, Phase.PENDING)
+    news = observed.analysis is not None or state.workers_waiting_since is not None
+    if decision.kind != ActionKind.WAIT or (news and live):
         fields["message"] = decision.message
     return fields
+
+
+def _time(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
 
 
 def history(observed: Observed, decision: Decision, limit: int) -> list[dict[str, Any]]:

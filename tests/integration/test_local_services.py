@@ -255,6 +255,8 @@ def unique(prefix: str) -> str:
 
 
 def test_kube_emulator_creates_a_configmap_with_server_metadata(api_client: k8s.ApiClient) -> None:
+    """Tests the emulator itself (make demo's fallback, the benchmarks' API server):
+    a created object gets the server's metadata."""
     # Given the kubernetes client loaded from the emulator's kubeconfig
     core = k8s.CoreV1Api(api_client)
     name = unique("settings")
@@ -274,6 +276,8 @@ def test_kube_emulator_creates_a_configmap_with_server_metadata(api_client: k8s.
 
 
 def test_kube_emulator_answers_422_to_a_failed_json_patch_test(api_client: k8s.ApiClient) -> None:
+    """Tests the emulator itself (make demo's fallback, the benchmarks' API server):
+    a failed JSON-patch test is a 422."""
     # Given a ConfigMap
     core = k8s.CoreV1Api(api_client)
     name = unique("settings")
@@ -311,6 +315,8 @@ def test_kube_emulator_answers_422_to_a_failed_json_patch_test(api_client: k8s.A
 
 
 def test_kube_emulator_honours_generate_name(api_client: k8s.ApiClient) -> None:
+    """Tests the emulator itself (make demo's fallback, the benchmarks' API server):
+    generateName (kopf's Events)."""
     # Given the kubernetes client
     core = k8s.CoreV1Api(api_client)
 
@@ -335,6 +341,8 @@ def test_kube_emulator_honours_generate_name(api_client: k8s.ApiClient) -> None:
 def test_kubectl_reads_an_object_from_the_emulator(
     kube_emulator: KubeEmulator, kubeconfig: Path, kubectl: str
 ) -> None:
+    """Tests the emulator itself (make demo's fallback, the benchmarks' API server):
+    kubectl reads what it holds."""
     # Given a ConfigMap seeded by the test
     name = unique("seeded")
     kube_emulator.seed(
@@ -375,6 +383,8 @@ def test_kubectl_reads_an_object_from_the_emulator(
 def test_kube_emulator_serves_a_custom_resource_with_a_status_subresource(
     kube_emulator: KubeEmulator, api_client: k8s.ApiClient, kubeconfig: Path, kubectl: str
 ) -> None:
+    """Tests the emulator itself (make demo's fallback, the benchmarks' API server):
+    a custom resource with a status subresource."""
     # Given a namespaced custom resource with a status subresource
     kube_emulator.register_custom_resource(
         group="ingestion.apex.dev",
@@ -428,6 +438,8 @@ def test_kube_emulator_serves_a_custom_resource_with_a_status_subresource(
 
 
 def test_kube_emulator_lists_with_kind_and_api_version(kube_emulator: KubeEmulator) -> None:
+    """Tests the emulator itself (make demo's fallback, the benchmarks' API server):
+    lists carry kind and apiVersion."""
     # Given the emulator's plain HTTP API
     url = f"{kube_emulator.url}/api/v1/namespaces/default/configmaps"
 
@@ -437,3 +449,21 @@ def test_kube_emulator_lists_with_kind_and_api_version(kube_emulator: KubeEmulat
 
     # Then the list carries its kind and apiVersion
     assert (listing["kind"], listing["apiVersion"]) == ("ConfigMapList", "v1")
+
+
+def test_kube_emulator_selects_by_metadata_name(api_client: k8s.ApiClient) -> None:
+    """Tests the emulator itself, kept as make demo's fallback and the benchmarks' API server:
+    it honours `fieldSelector=metadata.name=...` (the API's routing watch selects its
+    ConfigMap that way, as RBAC's resourceNames need) and refuses other field selectors."""
+    # Given two ConfigMaps
+    core = k8s.CoreV1Api(api_client)
+    wanted, other = unique("wanted"), unique("other")
+    for name in (wanted, other):
+        core.create_namespaced_config_map("default", {"metadata": {"name": name}, "data": {}})
+    # When one is listed by name / Then only that one comes back
+    selected = core.list_namespaced_config_map("default", field_selector=f"metadata.name={wanted}")
+    assert [item.metadata.name for item in selected.items] == [wanted]
+    # And a field selector the emulator cannot apply is a 400, not silently ignored
+    with pytest.raises(k8s.ApiException) as refused:
+        core.list_namespaced_config_map("default", field_selector="status.phase=Running")
+    assert refused.value.status == 400

@@ -29,6 +29,7 @@ DEFAULT_SPEC: dict[str, Any] = {
     "targetPercentage": 100,
     "steps": [10, 50, 100],
     "stepDuration": "10m",
+    "workersReadyTimeout": "10m",
     "paused": False,
     "routing": {"configMapName": "ingestion-routing", "key": "temporalPercentage"},
     "workers": [
@@ -39,6 +40,10 @@ DEFAULT_SPEC: dict[str, Any] = {
         "prometheusUrl": "http://prometheus-server:9090",
         "interval": "30s",
         "window": "2m",
+        "counterWindow": "2m",
+        "optionalRules": [],
+        "judge": "threshold",
+        "alpha": 0.01,
         "minSampleCount": 50,
         "failureLimit": 0,
         "consecutiveErrorLimit": 4,
@@ -49,6 +54,7 @@ DEFAULT_SPEC: dict[str, Any] = {
             "latencyQuantile": 0.99,
             "maxQueueDepth": 1000,
             "maxDbConnectionErrorsPerMinute": 10,
+            "minLatencyDeltaSeconds": 0.5,
         },
     },
 }
@@ -123,7 +129,8 @@ def test_schema_is_structural_and_described() -> None:
             continue
         assert node.get("description"), f"{path}: no description"
         assert "x-kubernetes-preserve-unknown-fields" not in node, f"{path}: preserves unknown"
-        assert "additionalProperties" not in node, f"{path}: additionalProperties"
+        if "additionalProperties" in node:  # a map (metricLabels): typed values, no properties
+            assert "properties" not in node and node["additionalProperties"]["type"], path
         if node.get("x-kubernetes-list-type") == "map":
             required = node["items"].get("required", [])
             for key in node["x-kubernetes-list-map-keys"]:
@@ -188,7 +195,9 @@ def test_the_example_shows_every_spec_field_at_its_default() -> None:
     assert obj["kind"] == "IngestionRollout"
     expected = copy.deepcopy(DEFAULT_SPEC)
     expected["stepOverrides"] = []
+    expected["minHealthyDuration"] = expected["stepDuration"]  # unset means the same
     expected["analysis"]["queries"] = {}
+    expected["analysis"]["metricLabels"] = {}
     assert obj["spec"] == expected
     assert set(obj["spec"]) == set(rollout_schema()["properties"]["spec"]["properties"])
 
@@ -212,6 +221,14 @@ def test_the_example_is_accepted() -> None:
         ("spec.analysis.queries", {"errorRate": "sum(rate(x[2m]))", "sampleCount": "42"}),
         ("spec.analysis.prometheusUrl", "https://prometheus.example.com/prom"),
         ("spec.workers.0.minReplicas", 0),
+        ("spec.stepOverrides", [{"step": 50, "minHealthyDuration": "20m"}]),
+        ("spec.minHealthyDuration", "90s"),
+        ("spec.analysis.counterWindow", "1m"),
+        ("spec.analysis.metricLabels", {"job": "ingestion", "k8s_namespace": "prod"}),
+        ("spec.analysis.optionalRules", ["queueDepth", "latencyRatio"]),
+        ("spec.analysis.thresholds.minLatencyDeltaSeconds", 0),
+        ("spec.analysis.judge", "sequential"),
+        ("spec.analysis.alpha", 0.05),
     ],
 )
 def test_valid_variants_are_accepted(field: str, value: Any) -> None:
@@ -278,6 +295,20 @@ def test_an_override_may_name_the_target_when_it_is_not_a_step() -> None:
             "spec.workers",
             [{"deploymentName": "w"}, {"deploymentName": "w", "maxReplicas": 3}],
             ["spec.workers[1]", "duplicate"],
+        ),
+        ("spec.analysis.counterWindow", "30s", ["counterWindow", "at least 1m"]),
+        ("spec.analysis.judge", "bayesian", ["spec.analysis.judge", "is not one of"]),
+        ("spec.analysis.alpha", 0, ["spec.analysis.alpha", "less than or equal"]),
+        ("spec.analysis.alpha", 0.6, ["spec.analysis.alpha", "maximum of 0.5"]),
+        ("spec.stepOverrides", [{"step": 50}], ["spec.stepOverrides[0]", "sets duration"]),
+        ("spec.minHealthyDuration", "0s", ["spec.minHealthyDuration", "more than zero"]),
+        ("spec.workersReadyTimeout", "0s", ["spec.workersReadyTimeout", "more than zero"]),
+        ("spec.analysis.metricLabels", {"a-b": "x"}, ["metricLabels", "label names"]),
+        ("spec.analysis.optionalRules", ["p99"], ["optionalRules[0]", "is not one of"]),
+        (
+            "spec.analysis.thresholds.minLatencyDeltaSeconds",
+            -0.1,
+            ["minLatencyDeltaSeconds", "minimum of 0"],
         ),
     ],
 )
@@ -347,6 +378,9 @@ def sample_status() -> dict[str, Any]:
         },
         "failureCount": 0,
         "consecutiveErrors": 0,
+        "healthySince": "2025-06-01T10:01:00Z",
+        "workersWaitingSince": "2025-06-01T10:01:30Z",
+        "reason": "WorkersNotReady",
         "history": [
             {
                 "at": at,

@@ -41,11 +41,11 @@ MONITORING = {
 PROMETHEUS_SERIES = {"up"}
 
 
-helm = load_hack("helm_offline")
+helm = load_hack("helm_chart")
 
 
 @pytest.fixture(scope="module")
-def rendered() -> Any:
+def rendered(helm_cli: str) -> Any:
     return helm.render(helm.chart_values(MONITORING))
 
 
@@ -103,7 +103,7 @@ def metric_names(promql: str) -> set[str]:
 # --------------------------------------------------------------------------- off by default
 
 
-def test_monitoring_objects_are_off_by_default() -> None:
+def test_monitoring_objects_are_off_by_default(helm_cli: str) -> None:
     default = helm.render()
     assert not default.of_kind("ServiceMonitor")
     assert not default.of_kind("PrometheusRule")

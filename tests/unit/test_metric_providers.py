@@ -10,6 +10,7 @@ from ingestion_operator.analysis import Measurement
 from ingestion_operator.metricproviders import PrometheusProvider, make_provider
 from ingestion_operator.metricproviders.prometheus import batched, split_batch, to_measurement
 from ingestion_operator.metricproviders.prometheus_queries import default_queries, resolve_queries
+from ingestion_operator.spec import AnalysisSpec
 
 
 def test_make_provider_builds_a_registered_kind() -> None:
@@ -41,13 +42,16 @@ def test_resolve_queries_rejects_unknown_and_empty_overrides() -> None:
 
 
 def test_default_queries_follow_the_metric_contract() -> None:
-    queries = default_queries("5m", 0.95, "document-ingestion", labels={"namespace": 'a"b'})
+    queries = default_queries(
+        "5m", 0.95, "document-ingestion", labels={"namespace": 'a"b'}, counter_window="3m"
+    )
     assert set(queries) == {
         "sampleCount",
         "errorRate",
         "latencyRatio",
         "queueDepth",
         "dbConnectionErrorsPerMinute",
+        "latencyDeltaSeconds",
     }
     assert queries["sampleCount"] == (
         'sum(increase(ingestion_documents_total{namespace="a\\"b",path="temporal"}[5m]))'
@@ -55,6 +59,8 @@ def test_default_queries_follow_the_metric_contract() -> None:
     assert "histogram_quantile(0.95, sum by (le)" in queries["latencyRatio"]
     assert 'task_queue="document-ingestion"' in queries["queueDepth"]
     assert queries["dbConnectionErrorsPerMinute"].endswith("* 60 or vector(0)")
+    assert "[3m]" in queries["dbConnectionErrorsPerMinute"]  # the counter window, not 5m
+    assert queries["latencyDeltaSeconds"] == queries["latencyRatio"].replace(") / ", ") - ")
     assert "or vector(0)) / sum(" in queries["errorRate"]  # no failure series yet means 0
 
 
@@ -105,3 +111,46 @@ def test_a_batched_answer_splits_back_per_rule() -> None:
     many = measured["b"].error
     assert many is not None and "2 series" in many and "pod='p1'" in many
     assert measured["c"] == Measurement(None)
+
+
+def test_evidence_queries_count_since_the_step_began_with_the_spec_labels() -> None:
+    analysis = AnalysisSpec(metric_labels={"job": "ingestion"})
+    queries = PrometheusProvider("http://p").evidence_queries(analysis, 754)
+    assert queries == {
+        "temporalDocuments": (
+            'sum(increase(ingestion_documents_total{job="ingestion",path="temporal"}[754s]))'
+        ),
+        "temporalFailures": (
+            "sum(increase(ingestion_documents_total"
+            '{job="ingestion",path="temporal",outcome="failure"}[754s]))'
+        ),
+        "temporalLatencyBuckets": (
+            "sum by (le) (increase(ingestion_duration_seconds_bucket"
+            '{job="ingestion",path="temporal"}[754s]))'
+        ),
+        "legacyLatencyBuckets": (
+            "sum by (le) (increase(ingestion_duration_seconds_bucket"
+            '{job="ingestion",path="legacy"}[754s]))'
+        ),
+    }
+    assert (
+        "[1s]" in PrometheusProvider("http://p").evidence_queries(analysis, 0)["temporalDocuments"]
+    )
+
+
+def test_a_histogram_answer_becomes_buckets_and_other_names_still_need_one_series() -> None:
+    series = [
+        {"metric": {"le": "+Inf"}, "value": [1, "41.7"]},
+        {"metric": {"le": "0.1"}, "value": [1, "40.2"]},
+        {"metric": {"le": "0.05"}, "value": [1, "3"]},
+    ]
+    assert to_measurement(series, histogram=True) == Measurement(
+        buckets=((0.05, 3.0), (0.1, 40.2), (math.inf, 41.7))
+    )
+    assert "3 series" in (to_measurement(series).error or "")
+    tagged = [
+        {**s, "metric": {**s["metric"], "ingestion_rule": "legacyLatencyBuckets"}} for s in series
+    ]
+    split = split_batch(tagged, {"legacyLatencyBuckets": "q", "temporalDocuments": "q2"})
+    assert split["legacyLatencyBuckets"].buckets == ((0.05, 3.0), (0.1, 40.2), (math.inf, 41.7))
+    assert split["temporalDocuments"] == Measurement(None)

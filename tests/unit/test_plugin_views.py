@@ -114,3 +114,60 @@ def test_every_command_needs_a_name(command: str) -> None:
     with pytest.raises(SystemExit):
         parser().parse_args([command])
     assert parser().parse_args([command, "x"]).name == "x"
+
+
+def test_detail_shows_why_each_metric_passed_or_failed_with_visible_comparisons() -> None:
+    # given a latency ratio above its limit but within the floor, and a value just above 10
+    obj = rollout(
+        phase="Progressing",
+        lastAnalysis={
+            "at": "2026-11-29T11:59:00+00:00",
+            "verdict": "Fail",
+            "metrics": [
+                {
+                    "name": "latencyRatio",
+                    "value": 3.0,
+                    "threshold": 2.0,
+                    "verdict": "Pass",
+                    "message": "latencyRatio 3 > 2 but only p99 +0.08s <= 0.5s "
+                    "(minLatencyDeltaSeconds)",
+                },
+                {
+                    "name": "dbConnectionErrorsPerMinute",
+                    "value": 10.0000001,
+                    "threshold": 10,
+                    "verdict": "Fail",
+                },
+            ],
+        },
+    )
+    # when shown
+    lines = render_detail(obj, NOW).splitlines()
+    # then the floor's reason is printed, and 10.0000001 is not rounded to the threshold
+    assert "  latencyRatio 3 > 2 but only p99 +0.08s <= 0.5s (minLatencyDeltaSeconds)" in lines
+    assert ["dbConnectionErrorsPerMinute", "10.0000001", "10", "Fail"] in [x.split() for x in lines]
+
+
+def test_detail_shows_the_sequential_judges_interval_and_documents() -> None:
+    obj = rollout(
+        lastAnalysis={
+            "verdict": "Fail",
+            "metrics": [
+                {
+                    "name": "errorRate",
+                    "value": 0.071,
+                    "threshold": 0.05,
+                    "verdict": "Fail",
+                    "lower": 0.055,
+                    "upper": 0.094,
+                    "documents": 412,
+                    "message": "error rate 0.071 [0.055, 0.094] after 412 documents > 0.05",
+                },
+            ],
+        },
+    )
+    lines = render_detail(obj, NOW).splitlines()
+    assert ["errorRate", "0.071", "0.05", "Fail", "[0.055,", "0.094]", "n=412"] in [
+        line.split() for line in lines
+    ]
+    assert "  error rate 0.071 [0.055, 0.094] after 412 documents > 0.05" in lines

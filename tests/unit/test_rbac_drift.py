@@ -2,7 +2,8 @@
 
 The granted side is the chart's rules files (helm/apex-ingestion-rollout/files/*-rbac.yaml),
 which the Role templates render as they are (checked here through Helm's own rendering).
-The used side is derived from the processes' source by hack/rbac_usage.py: kubernetes
+The used side is derived from the processes' source (and the uninstall hook's script,
+files/uninstall_rollouts.py) by hack/rbac_usage.py: kubernetes
 client calls mapped through the client's own endpoint definitions, kopf handlers, status
 writes and Events, and what kopf itself observes. Both directions fail: a verb the code
 uses without a grant, and a grant nothing uses (least privilege).
@@ -21,12 +22,17 @@ from hack_modules import load_hack
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "helm" / "apex-ingestion-rollout"
-RULES = {"operator": CHART / "files/operator-rbac.yaml", "api": CHART / "files/api-rbac.yaml"}
+RULES = {
+    "operator": CHART / "files/operator-rbac.yaml",
+    "api": CHART / "files/api-rbac.yaml",
+    "uninstall": CHART / "files/uninstall-rbac.yaml",
+}
+PROCESSES = list(RULES)
 MODES = ("singleNamespace", "allNamespaces")
 
 
 rbac = load_hack("rbac_usage")
-helm = load_hack("helm_offline")
+helm = load_hack("helm_chart")
 
 
 def rules(process: str) -> list[dict[str, Any]]:
@@ -52,14 +58,15 @@ def listing(items: dict[Any, Any]) -> str:
 
 @pytest.fixture(scope="module")
 def used() -> dict[str, Any]:
-    return {process: rbac.uses(process) for process in ("operator", "api", "worker")}
+    found = {process: rbac.uses(process) for process in ("operator", "api", "worker")}
+    return found | {"uninstall": rbac.uses_in_file(rbac.UNINSTALL_HOOK)}
 
 
 # --------------------------------------------------------------------------- both directions
 
 
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("process", ["operator", "api"])
+@pytest.mark.parametrize("process", PROCESSES)
 def test_code_uses_nothing_the_chart_does_not_grant(
     used: dict[str, Any], process: str, mode: str
 ) -> None:
@@ -75,7 +82,7 @@ def test_code_uses_nothing_the_chart_does_not_grant(
 
 
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("process", ["operator", "api"])
+@pytest.mark.parametrize("process", PROCESSES)
 def test_chart_grants_nothing_the_code_does_not_use(
     used: dict[str, Any], process: str, mode: str
 ) -> None:
@@ -85,6 +92,26 @@ def test_chart_grants_nothing_the_code_does_not_use(
         f"{RULES[process].relative_to(REPO)} grants what the {process} never uses ({mode}); "
         f"least privilege: remove it:\n{listing(unused)}"
     )
+
+
+@pytest.mark.parametrize("process", PROCESSES)
+def test_lists_and_watches_under_resource_names_select_by_name(
+    used: dict[str, Any], process: str
+) -> None:
+    # Given the rules that grant list or watch only on named objects (resourceNames)
+    named = {
+        rbac.Permission(rule["scope"], group, resource, verb)
+        for rule in rules(process)
+        if "names" in rule
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+        if verb in ("list", "watch")
+    }
+    # Then every call needing one passes a field selector: the API server allows such a
+    # list or watch only with fieldSelector=metadata.name=<a granted name>
+    unselected = [u.origin for u in used[process] if u.permission in named and not u.field_selector]
+    assert not unselected, f"list/watch under resourceNames without field_selector: {unselected}"
 
 
 def test_worker_needs_no_kubernetes_api(used: dict[str, Any]) -> None:
@@ -110,32 +137,41 @@ def expected_rules(process: str, scope: str, mode: str, names: dict[str, list[st
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_rendered_roles_are_exactly_the_rules_files(mode: str) -> None:
+def test_rendered_roles_are_exactly_the_rules_files(mode: str, helm_cli: str) -> None:
     # Given the chart rendered by Helm for the mode
     all_namespaces = mode == "allNamespaces"
     rendered = helm.render(helm.chart_values({"operator": {"watchAllNamespaces": all_namespaces}}))
     names = {
+        "routingConfigMap": ["ingestion-routing"],
         "routingConfigMaps": ["ingestion-routing"],
         "workerDeployments": ["ingestion-temporal-worker"],
     }
     prefix = "test-release-ingestion"
+    # Cluster-scoped objects also carry the release namespace (two releases never collide)
+    cluster_suffix = f"-{helm.NAMESPACE}"
+    operator_name = f"{prefix}-operator" + (cluster_suffix if all_namespaces else "")
+    discovery_name = f"{prefix}-operator-discovery{cluster_suffix}"
     namespaced_kind = "ClusterRole" if all_namespaces else "Role"
     # Then the operator's Role (ClusterRole), its cluster role and the API's Role hold
     # exactly the rules files' rules, in order
-    operator = rendered.one(namespaced_kind, f"{prefix}-operator")["rules"]
+    operator = rendered.one(namespaced_kind, operator_name)["rules"]
     assert operator == expected_rules("operator", "namespace", mode, names)
-    discovery = rendered.one("ClusterRole", f"{prefix}-operator-discovery")["rules"]
+    discovery = rendered.one("ClusterRole", discovery_name)["rules"]
     assert discovery == expected_rules("operator", "cluster", mode, names)
     api = rendered.one("Role", f"{prefix}-api")["rules"]
     assert api == expected_rules("api", "namespace", mode, names)
+    uninstall_name = f"{prefix}-uninstall" + (cluster_suffix if all_namespaces else "")
+    uninstall = rendered.one(namespaced_kind, uninstall_name)["rules"]
+    assert uninstall == expected_rules("uninstall", "namespace", mode, names)
     # And the bindings give them to the processes' service accounts
     for kind, name, account in [
-        ("ClusterRoleBinding" if all_namespaces else "RoleBinding", "operator", "operator"),
-        ("ClusterRoleBinding", "operator-discovery", "operator"),
-        ("RoleBinding", "api", "api"),
+        ("ClusterRoleBinding" if all_namespaces else "RoleBinding", operator_name, "operator"),
+        ("ClusterRoleBinding", discovery_name, "operator"),
+        ("RoleBinding", f"{prefix}-api", "api"),
+        ("ClusterRoleBinding" if all_namespaces else "RoleBinding", uninstall_name, "uninstall"),
     ]:
-        binding = rendered.one(kind, f"{prefix}-{name}")
-        assert binding["roleRef"]["name"] == f"{prefix}-{name}"
+        binding = rendered.one(kind, name)
+        assert binding["roleRef"]["name"] == name
         assert [s["name"] for s in binding["subjects"]] == [f"{prefix}-{account}"]
     deployments = {
         d.name: d.body["spec"]["template"]["spec"] for d in rendered.of_kind("Deployment")

@@ -28,8 +28,19 @@ def test_the_crd_offers_exactly_the_providers_there_are() -> None:
     assert ANALYSIS["provider"]["enum"] == sorted(PROVIDERS)
 
 
-def test_the_prometheus_provider_has_a_query_for_every_rule() -> None:
-    assert set(QUERIES) == {SAMPLE_COUNT, *(rule.name for rule in RULES)}
+def test_the_prometheus_provider_has_a_query_for_every_rule_and_floor() -> None:
+    floors = {rule.floor[1] for rule in RULES if rule.floor}
+    assert set(QUERIES) == {SAMPLE_COUNT, *(rule.name for rule in RULES), *floors}
+    assert floors == {"latencyDeltaSeconds"}
+
+
+def test_the_crd_offers_exactly_the_rules_as_optional_rules() -> None:
+    assert ANALYSIS["optionalRules"]["items"]["enum"] == [rule.name for rule in RULES]
+
+
+def test_the_spec_refuses_an_unknown_optional_rule() -> None:
+    with pytest.raises(ValueError, match="unknown optionalRules"):
+        RolloutSpec.from_spec({"analysis": {"optionalRules": ["queueDepht"]}})
 
 
 def test_default_thresholds_are_the_crds() -> None:

@@ -6,13 +6,26 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ingestion_operator import status
-from ingestion_operator.decisions import ActionKind, next_action
+from ingestion_operator.analysis import AnalysisResult, MetricResult, Preflight, Verdict
+from ingestion_operator.decisions import ActionKind, Decision
+from ingestion_operator.decisions import next_action as decide
 from ingestion_operator.handlers import registry
+from ingestion_operator.readiness import hold_for_workers
 from ingestion_operator.settings import RolloutOperatorSettings
-from ingestion_operator.spec import Phase, RolloutSpec, RolloutState, WorkerTarget
+from ingestion_operator.spec import Phase, Reason, RolloutSpec, RolloutState, WorkerTarget
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 SPEC = RolloutSpec(workers=(WorkerTarget("w", 1, 10),))
+
+
+def next_action(spec: RolloutSpec, state: RolloutState, _: None, now: datetime) -> Decision:
+    """The decision, with a passing pre-flight (decisions ask for one before a start)."""
+    return decide(spec, state, None, now, preflight=Preflight())
+
+
+def analysis_passing(at: datetime) -> AnalysisResult:
+    metric = MetricResult("errorRate", 0.0, 0.05, Verdict.PASS, "errorRate 0 <= 0.05")
+    return AnalysisResult(at, Verdict.PASS, (metric,), 100.0)
 
 
 def observed(before: RolloutState, stored: dict[str, Any], now: datetime) -> status.Observed:
@@ -62,3 +75,30 @@ def test_the_handlers_take_the_timer_interval_from_the_settings_at_start_up() ->
     handlers = registry(RolloutOperatorSettings(timer_interval_seconds=7.0))
     timers = handlers._spawning.get_all_handlers()  # kopf has no public listing
     assert [(t.id, t.interval) for t in timers] == [("reconcile", 7.0)]
+
+
+def test_a_wait_for_workers_is_written_with_its_reason_and_cleared_when_it_ends() -> None:
+    # given a start held because the worker has no available replica yet
+    start = next_action(SPEC, RolloutState(), None, T0)
+    held = hold_for_workers(SPEC, start, {"w": 0}, T0)
+    patch = status.decided(observed(RolloutState(), {}, T0), held, history_limit=50)
+    # then the status says what it waits for, since when, and nothing moved
+    assert patch["workersWaitingSince"] == T0.isoformat()
+    assert "for workers before 0% -> 10%: w 0/1 available" in patch["message"]
+    assert patch["currentPercentage"] == 0 and patch["phase"] == "Pending"
+    assert not patch.get("history")
+    # when the worker is available, the start goes through and the wait is removed
+    stored = {**patch, "phase": "Pending", "currentPercentage": 0}
+    later = T0 + timedelta(seconds=3)
+    moved = hold_for_workers(SPEC, next_action(SPEC, held.state, None, later), {"w": 1}, later)
+    after = status.decided(observed(held.state, stored, later), moved, history_limit=50)
+    assert after["workersWaitingSince"] is None and after["currentPercentage"] == 10
+
+
+def test_the_reason_and_the_healthy_run_are_written_and_removed_with_their_cause() -> None:
+    paused = RolloutState(Phase.PAUSED, 0, 10, T0, reason=Reason.ANALYSIS_ERRORS)
+    stored = {"phase": "Paused", "reason": "AnalysisErrors", "currentPercentage": 10}
+    resumed = decide(SPEC, paused, analysis_passing(T0), T0)
+    patch = status.decided(observed(paused, stored, T0), resumed, history_limit=50)
+    assert patch["reason"] is None and patch["healthySince"] == T0.isoformat()
+    assert patch["phase"] == "Progressing" and "Pass" in patch["message"]

@@ -93,13 +93,17 @@ def _decode(raw: bytes) -> Any:
 
 
 def _api_error(exc: urllib.error.HTTPError) -> ApiError:
-    """The API's {"error": ...} message (or the raw body) of an HTTP error answer."""
+    """The API's {"error": code, "message": text} (or the raw body) of an HTTP error answer."""
     body = _decode(exc.read())
-    if isinstance(body, dict) and "error" in body:
-        message = str(body["error"])
-    else:
-        message = str(body or exc.reason)
-    return ApiError(exc.code, message, exc.headers.get("Retry-After"))
+    message = _error_text(body) if isinstance(body, dict) else None
+    return ApiError(exc.code, message or str(body or exc.reason), exc.headers.get("Retry-After"))
+
+
+def _error_text(body: dict[str, Any]) -> str | None:
+    """`message (code)` from the API's error shape."""
+    if "message" in body:
+        return f"{body['message']} ({body.get('error')})"
+    return str(body["error"]) if "error" in body else None
 
 
 def _document_path(source: str, document_id: str) -> str:
@@ -212,7 +216,9 @@ def cmd_batch(client: Client, args: argparse.Namespace) -> int:
             note = " (already running)" if item.get("duplicate") else ""
             print(f"accepted {item.get('document_id')}: path={item.get('path')}{note}")
         else:
-            print(f"refused {item.get('document_id')}: {item.get('status')} {item.get('error')}")
+            reason = _error_text(item) or "refused"
+            where = f"#{item.get('index')} {item.get('document_id')}"
+            print(f"refused {where}: {item.get('status')} {reason}")
     print(f"{accepted}/{len(documents)} accepted")
     return EXIT_OK if accepted == len(documents) == len(results) else EXIT_FAILED
 

@@ -1,7 +1,8 @@
 """The `ingestion-api` process: routing source, Temporal client, legacy pipeline, HTTP.
 
-On SIGTERM it stops accepting, then waits for every accepted document to finish
-(legacy runs live in this process) before exiting.
+At start-up it resumes every document its journal holds without a result (a previous
+process accepted it, then died). On SIGTERM it stops accepting, then waits for every
+accepted document to finish (legacy runs live in this process) before exiting.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from ingestion_worker.settings import WorkerSettings, get_settings
 from temporalio.client import Client
 
 from ingestion_api.app import make_app
+from ingestion_api.journal import Journal
 from ingestion_api.routing import RoutingConfig
 from ingestion_api.routing_source import (
     ConfigMapRoutingSource,
@@ -25,6 +27,7 @@ from ingestion_api.routing_source import (
 )
 from ingestion_api.service import IngestionService
 from ingestion_api.settings import ApiSettings, get_api_settings
+from ingestion_api.status_reader import ReadSettings
 
 log = logging.getLogger("ingestion_api")
 
@@ -54,14 +57,33 @@ async def build_service(api: ApiSettings, worker: WorkerSettings) -> IngestionSe
         temporal=client,
         task_queue=worker.task_queue,
         pipeline=build_pipeline(worker),
+        journal=open_journal(api),
         max_in_flight=api.max_in_flight,
         legacy_threads=api.legacy_threads,
-        status_records=api.status_records,
+        temporal_timeout=api.temporal_start_timeout_seconds,
+        reads=ReadSettings.of(api),
     )
+
+
+def open_journal(api: ApiSettings) -> Journal:
+    """The acceptance journal; without API_JOURNAL_PATH it lives in memory (and says so)."""
+    journal = Journal(
+        api.journal_path,
+        sync=api.journal_sync,
+        max_records=api.journal_max_records,
+        retention_seconds=api.journal_retention_seconds,
+    )
+    if not journal.durable:
+        log.warning(
+            "API_JOURNAL_PATH is unset: accepted legacy-path documents and every status are "
+            "kept in memory only and are lost if this process dies"
+        )
+    return journal
 
 
 async def serve(api: ApiSettings, worker: WorkerSettings) -> None:
     service = await build_service(api, worker)
+    await service.resume()  # before new requests: what a previous process accepted comes first
     runner = web.AppRunner(make_app(service, api), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, api.host, api.port).start()

@@ -2,10 +2,17 @@
 
 The operator raises the rollout percentage step by step by writing a ConfigMap; every
 API replica must follow within a second, and must never route more than the operator
-asked for. So ConfigMapRoutingSource lists the namespace's ConfigMaps once, then
-watches them from the list's resourceVersion, and applies each change of the one it
-cares about. A malformed value is logged, counted and ignored (the last good config
-stays; a typo never becomes "100%"), and so is a deleted ConfigMap.
+asked for. So ConfigMapRoutingSource lists the one ConfigMap (a `metadata.name` field
+selector), then watches it from the list's resourceVersion, and applies each change.
+A malformed value is logged, counted and ignored (the last good config stays; a typo
+never becomes "100%"), and so is a deleted ConfigMap.
+
+The watch follows the API server's protocol: each event and each BOOKMARK carries the
+resourceVersion to resume from when the server ends the watch (timeoutSeconds); an
+ERROR event with code 410 (Gone: the version left the server's watch window) means
+re-list now, which is routine, not a failure. The field selector is also what lets the
+chart's RBAC grant list/watch on this ConfigMap alone (resourceNames: the API server
+allows a list or watch under resourceNames only with a metadata.name field selector).
 
 Design: the blocking `kubernetes` client in one daemon thread, not asyncio + aiohttp.
 The client already understands every kubeconfig (TLS, tokens, exec plugins, in-cluster
@@ -14,9 +21,6 @@ to re-implement. The request path never waits on that thread: the thread publish
 each new RoutingConfig by rebinding `current` (an atomic reference swap), so a request
 reads one attribute, without locks or awaits. stop() interrupts the watch by shutting
 down the stream's socket; short watch and read timeouts bound it anyway.
-
-Label and field selectors are not used: the test emulator ignores them, so the watcher
-filters by metadata.name itself (a namespace has few ConfigMaps).
 """
 
 from __future__ import annotations
@@ -98,8 +102,24 @@ class StaticRoutingSource:
         return f"static routing config (percentage={self.current.percentage})"
 
 
-class _WatchBroken(Exception):
-    """The watch stream reported an error (e.g. 410 Gone): re-list before watching again."""
+class WatchBroken(Exception):
+    """The watch stream reported an error: back off, then re-list before watching again."""
+
+
+class WatchExpired(Exception):
+    """410 Gone: the watch's resourceVersion is too old for the server; re-list at once."""
+
+
+def read_watch_event(event: dict[str, Any]) -> tuple[str, dict[str, Any], str | None]:
+    """(type, object, resourceVersion to resume from) of one watch event, as the API server
+    sends them; an ERROR event (its object is a Status) raises WatchExpired for 410 Gone,
+    WatchBroken otherwise. A BOOKMARK's object is only a resourceVersion."""
+    kind, obj = str(event.get("type")), event.get("object") or {}
+    if kind == "ERROR":
+        message = f"watch error {obj.get('code')} {obj.get('reason')}: {obj.get('message')}"
+        raise WatchExpired(message) if obj.get("code") == 410 else WatchBroken(message)
+    version = _meta(obj).get("resourceVersion")
+    return kind, obj, str(version) if version else None
 
 
 class ConfigMapRoutingSource:
@@ -216,6 +236,9 @@ class ConfigMapRoutingSource:
                     log.info("routing ConfigMap %s is reachable again", self._where())
                 failing, delay = False, BACKOFF_INITIAL_S
                 self._watch(version)
+            except WatchExpired as exc:
+                log.debug("routing ConfigMap %s: %s; re-listing", self._where(), exc)
+                continue  # the server's routine answer to an old version: no backoff
             except Exception as exc:
                 self._first_attempt.set()  # start() stops waiting: the API can come up unready
                 if self._stopping.is_set():
@@ -232,10 +255,13 @@ class ConfigMapRoutingSource:
         assert self._api is not None
         # Raw JSON (_preload_content=False): the watch handles the same dicts.
         response: Any = self._api.list_namespaced_config_map(
-            self.namespace, _preload_content=False, _request_timeout=self._request_timeout
+            self.namespace,
+            field_selector=self._selector,
+            _preload_content=False,
+            _request_timeout=self._request_timeout,
         )
         body = json.loads(response.data)
-        found = [item for item in body.get("items") or [] if _meta(item).get("name") == self.name]
+        found = body.get("items") or []
         if found:
             self._on_object(found[0])
         elif self._present:
@@ -243,12 +269,16 @@ class ConfigMapRoutingSource:
         self.ready = True
         return str(_meta(body).get("resourceVersion") or "")
 
+    @property
+    def _selector(self) -> str:
+        return f"metadata.name={self.name}"
+
     def _watch(self, version: str) -> None:
-        """Watch from `version`, renewing each expired watch; returns only when stopping."""
+        """Watch from `version`, renewing each ended watch; returns only when stopping."""
         while not self._stopping.is_set():
             try:
                 version = self._watch_once(version)
-            except _WatchBroken:
+            except (WatchBroken, WatchExpired):
                 raise
             except Exception as exc:
                 if self._stopping.is_set():
@@ -262,6 +292,7 @@ class ConfigMapRoutingSource:
         assert self._api is not None
         response: Any = self._api.list_namespaced_config_map(
             self.namespace,
+            field_selector=self._selector,
             watch=True,
             resource_version=version or None,
             allow_watch_bookmarks=True,
@@ -283,24 +314,20 @@ class ConfigMapRoutingSource:
         return version
 
     def _on_event(self, event: dict[str, Any]) -> str | None:
-        """Handle one watch event; return its resourceVersion."""
-        kind, obj = event.get("type"), event.get("object") or {}
-        if kind == "ERROR":
-            raise _WatchBroken(f"watch error {obj.get('code')}: {obj.get('message')}")
-        if kind != "BOOKMARK" and _meta(obj).get("name") == self.name:
-            if kind == "DELETED":
-                self._on_deleted()
-            else:
-                self._on_object(obj)
-        version = _meta(obj).get("resourceVersion")
-        return str(version) if version else None
+        """Handle one watch event; return the resourceVersion to resume from."""
+        kind, obj, version = read_watch_event(event)
+        if kind == "DELETED":
+            self._on_deleted()
+        elif kind in ("ADDED", "MODIFIED"):
+            self._on_object(obj)
+        return version
 
     def _on_object(self, obj: dict[str, Any]) -> None:
         """Apply the ConfigMap's data unless it is the version already handled."""
         self._present = True
         version = _meta(obj).get("resourceVersion")
         if version is not None and version == self._seen_version:
-            return  # a re-list or a renewed watch replays unchanged objects
+            return  # a re-list after 410 Gone returns it unchanged: count a bad value once
         self._seen_version = version
         data = obj.get("data") or {}
         try:

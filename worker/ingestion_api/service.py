@@ -1,24 +1,31 @@
 """The router's core, apart from HTTP: choose a path per document, run it, measure it.
 
-A document is accepted only if it can be carried to the end: the Temporal path is
-accepted once its workflow has started (durable from then on); the legacy path
-runs in this process, so acceptance is bounded by `max_in_flight` and every
-accepted document is awaited before shutdown. The same document posted again while
-it runs gets the same handle back.
+A 202 means the document will be ingested, whatever process dies:
+- Temporal path: accepted once its workflow exists (durable in Temporal from then on);
+- legacy path: it runs in this process, so its acceptance is committed to the journal
+  (`journal.py`) before the 202, and `resume()` at start-up runs every accepted document
+  that has no result yet. The journal also keeps each document's terminal result, so a
+  restarted API answers status for everything it accepted.
+
+Acceptance is bounded by `max_in_flight`; on shutdown every accepted document is awaited
+(`drain`). The same document posted again while it runs gets the same handle back.
+Status reads and waits are `status_reader.py`'s: this module tells it what runs here and
+when a document ends.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import time
-from collections import OrderedDict
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
 from ingestion_contract.metrics import OUTCOME_FAILURE, OUTCOME_SUCCESS
-from ingestion_worker.client import ingestion_status, start_ingestion
+from ingestion_worker.client import start_ingestion
 from ingestion_worker.legacy import ingest_legacy
 from ingestion_worker.models import (
     IngestDocumentInput,
@@ -29,22 +36,28 @@ from ingestion_worker.models import (
     workflow_id_for,
 )
 from ingestion_worker.pipeline import Pipeline
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
-from ingestion_api.metrics import (
-    DOCUMENTS,
-    DURATION,
-    ERRORS,
-    IN_FLIGHT,
-    SHADOW_COMPARISONS,
-    SHADOW_MISMATCHES,
-)
+from ingestion_api.journal import Journal
+from ingestion_api.metrics import DOCUMENTS, DURATION, ERRORS, IN_FLIGHT, RESUMED
 from ingestion_api.routing import should_use_temporal
 from ingestion_api.routing_source import RoutingSource
-from ingestion_api.shadow import differing_fields, sampled
+from ingestion_api.shadow import ShadowRunner, sampled
+from ingestion_api.status_reader import (
+    Live,
+    ReadSettings,
+    StatusReader,
+    TemporalUnavailable,
+    failure_of,
+    temporal_call,
+)
+from ingestion_api.status_view import LegacyProgress, StatusView, encode_timings, step_timings
 
 log = logging.getLogger("ingestion_api")
+
+Key = tuple[str, str]  # (source, document_id)
+RESULT_RETRY_MAX_S = 30.0
 
 
 class Overloaded(Exception):
@@ -60,13 +73,6 @@ class Accepted:
     duplicate: bool = False
 
 
-@dataclass
-class _Record:
-    path: IngestionPath
-    status: IngestionStatus = IngestionStatus.PENDING
-    result: IngestDocumentResult | None = None
-
-
 class IngestionService:
     def __init__(
         self,
@@ -74,32 +80,40 @@ class IngestionService:
         temporal: Client,
         task_queue: str,
         pipeline: Pipeline,
+        journal: Journal | None = None,
         max_in_flight: int = 256,
         legacy_threads: int = 16,
-        status_records: int = 100_000,
+        temporal_timeout: float = 3.0,
+        reads: ReadSettings | None = None,
     ) -> None:
         self.routing = routing
         self.temporal = temporal
         self.task_queue = task_queue
         self.pipeline = pipeline
+        self.journal = journal or Journal(None)
         self.max_in_flight = max_in_flight
+        self.temporal_timeout = temporal_timeout
         self._executor = ThreadPoolExecutor(legacy_threads, thread_name_prefix="legacy")
+        self._shadow = ShadowRunner(temporal, task_queue, pipeline, self._executor)
         # Registered before the first await, so a concurrent duplicate sees it.
-        self._running: dict[tuple[str, str], Accepted] = {}
+        self._running: dict[Key, Accepted] = {}
+        #: Legacy progress between acceptance and result (not journaled: see journal.py).
+        self._progress: dict[Key, LegacyProgress] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._records: OrderedDict[tuple[str, str], _Record] = OrderedDict()
-        self._max_records = status_records
+        reads = reads or ReadSettings(timeout=temporal_timeout)
+        self.reader = StatusReader(temporal, self.journal, self._live, reads)
 
     @property
     def in_flight(self) -> int:
         return len(self._running)
 
     async def submit(self, request: IngestDocumentInput) -> Accepted:
-        """Route and start one document; raises ValidationError, Overloaded, or Temporal errors."""
+        """Route and start one document; raises ValidationError, Overloaded, TemporalUnavailable."""
         validate_identifiers(request.document_id, request.source)
         key = (request.source, request.document_id)
-        if key in self._running:
-            return replace(self._running[key], duplicate=True)
+        running = self._running.get(key)
+        if running is not None:
+            return replace(running, duplicate=True)
         if len(self._running) >= self.max_in_flight:
             raise Overloaded(f"{len(self._running)} documents in flight")
         config = self.routing.current
@@ -114,161 +128,173 @@ class IngestionService:
         self._running[key] = accepted
         IN_FLIGHT.set(len(self._running))
         try:
-            self._remember(key, _Record(path))
-            primary = await self._begin(path, request)
+            handle = await self._accept(path, request)
         except BaseException:
             self._running.pop(key, None)
             IN_FLIGHT.set(len(self._running))
             raise
-        task = asyncio.create_task(self._finish(key, accepted, request, primary, started))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._spawn(key, accepted, request, handle, started)
         return accepted
 
-    async def _begin(
+    async def _accept(
         self, path: IngestionPath, request: IngestDocumentInput
-    ) -> asyncio.Future[Any]:
-        """Start the path; for Temporal, return only once the workflow exists."""
-        if path == IngestionPath.TEMPORAL:
-            handle = await start_ingestion(self.temporal, request, self.task_queue)
-            return asyncio.ensure_future(handle.result())
-        loop = asyncio.get_running_loop()
-        key = (request.source, request.document_id)
-        return loop.run_in_executor(
-            self._executor,
-            lambda: ingest_legacy(request, self.pipeline, lambda s: self._set_status(key, s)),
-        )
+    ) -> WorkflowHandle[Any, IngestDocumentResult] | None:
+        """Make the acceptance durable: the journal record, or the started workflow."""
+        if path == IngestionPath.LEGACY:
+            self._journal_accept(request, path)  # raises: nothing is accepted
+            return None
+        start = start_ingestion(self.temporal, request, self.task_queue)
+        handle = await temporal_call(start, self.temporal_timeout)
+        try:
+            self._journal_accept(request, path)
+        except Exception:  # the workflow is durable anyway; only this status record is missing
+            log.exception("journal write failed for %s/%s", request.source, request.document_id)
+        return handle
+
+    def _journal_accept(self, request: IngestDocumentInput, path: IngestionPath) -> None:
+        self.journal.accept(request.source, request.document_id, path, request.bucket, request.key)
+
+    def _spawn(
+        self,
+        key: Key,
+        accepted: Accepted,
+        request: IngestDocumentInput,
+        handle: WorkflowHandle[Any, IngestDocumentResult] | None,
+        started: float | None,
+    ) -> None:
+        if accepted.path == IngestionPath.LEGACY:
+            self._progress[key] = LegacyProgress()
+        # A task's first step runs after this request's answer is written, so a legacy
+        # thread never competes with the 202 for the GIL.
+        task = asyncio.create_task(self._finish(key, accepted, request, handle, started))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def resume(self) -> int:
+        """Run again every journaled document without a result (start-up after a crash)."""
+        records = self.journal.unfinished()
+        for record in records:
+            key = (record.source, record.document_id)
+            if key in self._running:
+                continue
+            request = IngestDocumentInput(
+                record.document_id, record.source, record.bucket, record.key
+            )
+            path = IngestionPath(record.path)
+            accepted = Accepted(record.document_id, record.source, path, shadow=False)
+            self._running[key] = accepted
+            self.journal.resumed(record.source, record.document_id)
+            RESUMED.labels(record.path).inc()
+            self._spawn(key, accepted, request, None, None)
+        IN_FLIGHT.set(len(self._running))
+        if records:
+            log.info("resumed %d accepted documents from the journal", len(records))
+        return len(records)
 
     async def _finish(
         self,
-        key: tuple[str, str],
+        key: Key,
         accepted: Accepted,
         request: IngestDocumentInput,
-        primary: asyncio.Future[Any],
-        started: float,
+        handle: WorkflowHandle[Any, IngestDocumentResult] | None,
+        started: float | None,
     ) -> None:
-        shadow = None
-        if accepted.shadow:
-            other = (
-                IngestionPath.LEGACY
-                if accepted.path == IngestionPath.TEMPORAL
-                else IngestionPath.TEMPORAL
-            )
-            shadow = asyncio.ensure_future(self._run_shadow(other, request))
+        shadow = self._shadow.start(accepted.path, request) if accepted.shadow else None
         try:
             try:
-                result = await primary
-            except Exception as exc:  # the path itself broke (e.g. Temporal unreachable)
+                if accepted.path == IngestionPath.LEGACY:
+                    result = await self._run_legacy(key, request)
+                else:
+                    result = await self._await_workflow(request, handle)
+            except Exception as exc:  # the path itself broke
                 log.exception("document %s/%s lost its path", *key)
-                result = self._broken(request, accepted.path, exc)
-            self._record_result(key, accepted.path, result, time.perf_counter() - started)
+                result = _broken(request, accepted.path, exc)
+            self._record_result(key, accepted.path, result, started)
             if shadow is not None:
-                await self._settle_shadow(result, shadow)
+                await self._shadow.settle(result, shadow)
         finally:
             self._running.pop(key, None)
+            self._progress.pop(key, None)
             IN_FLIGHT.set(len(self._running))
+            self.reader.finished(key)
 
-    async def _settle_shadow(
-        self, primary: IngestDocumentResult, shadow: asyncio.Future[IngestDocumentResult]
-    ) -> None:
-        """Compare with the shadow run; a broken shadow is logged, never counted as traffic."""
-        try:
-            self._compare(primary, await shadow)
-        except Exception:
-            log.exception("shadow run for %s/%s failed", primary.source, primary.document_id)
-
-    @staticmethod
-    def _broken(
-        request: IngestDocumentInput, path: IngestionPath, exc: Exception
-    ) -> IngestDocumentResult:
-        return IngestDocumentResult(
-            document_id=request.document_id,
-            source=request.source,
-            path=path,
-            status=IngestionStatus.FAILED,
-            error_type=type(exc).__name__,
-            error_message=str(exc),
+    async def _run_legacy(self, key: Key, request: IngestDocumentInput) -> IngestDocumentResult:
+        progress = self._progress.setdefault(key, LegacyProgress())  # hears the legacy thread
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._executor, ingest_legacy, request, self.pipeline, progress
         )
 
-    async def _run_shadow(
-        self, path: IngestionPath, request: IngestDocumentInput
+    async def _await_workflow(
+        self,
+        request: IngestDocumentInput,
+        handle: WorkflowHandle[Any, IngestDocumentResult] | None,
     ) -> IngestDocumentResult:
-        """The other path, computing everything but leaving the graph alone."""
-        dry = replace(request, write_graph=False)
-        if path == IngestionPath.TEMPORAL:
-            workflow_id = workflow_id_for(request.source, request.document_id) + "/shadow"
-            handle = await start_ingestion(self.temporal, dry, self.task_queue, workflow_id)
-            return await handle.result()
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, ingest_legacy, dry, self.pipeline)
-
-    def _compare(self, primary: IngestDocumentResult, shadow: IngestDocumentResult) -> None:
-        SHADOW_COMPARISONS.inc()
-        differences = differing_fields(primary, shadow)
-        if differences:
-            SHADOW_MISMATCHES.inc()
-            details = {f: (getattr(primary, f), getattr(shadow, f)) for f in differences}
-            log.warning(
-                "shadow mismatch for %s/%s (%s vs %s): %s",
-                primary.source,
-                primary.document_id,
-                primary.path,
-                shadow.path,
-                details,
-            )
+        """The workflow's result, waiting out Temporal outages (the workflow is durable)."""
+        delay = 0.5
+        while True:
+            try:
+                if handle is None:
+                    handle = self.temporal.get_workflow_handle(
+                        workflow_id_for(request.source, request.document_id),
+                        result_type=IngestDocumentResult,
+                    )
+                return await handle.result()
+            except WorkflowFailureError as exc:
+                return _broken(request, IngestionPath.TEMPORAL, exc)
+            except RPCError as exc:
+                if exc.status == RPCStatusCode.NOT_FOUND:  # never started, or expired: start it
+                    handle = await start_ingestion(self.temporal, request, self.task_queue)
+                    continue
+                log.warning("waiting for %s: Temporal unavailable (%s)", request.document_id, exc)
+            except RuntimeError as exc:  # a lazy client that cannot connect yet
+                log.warning("waiting for %s: Temporal unavailable (%s)", request.document_id, exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RESULT_RETRY_MAX_S)
 
     def _record_result(
-        self, key: tuple[str, str], path: IngestionPath, result: IngestDocumentResult, took: float
+        self, key: Key, path: IngestionPath, result: IngestDocumentResult, started: float | None
     ) -> None:
+        """Metrics and the journal's terminal record. Resumed documents (started None) are
+        counted but not timed: this process did not see them start."""
         outcome = OUTCOME_SUCCESS if result.succeeded else OUTCOME_FAILURE
-        self._count(path, outcome, result.error_type)
-        DURATION.labels(path.value).observe(took)
-        record = self._records.get(key)
-        if record is not None:
-            record.result, record.status = result, result.status
-
-    @staticmethod
-    def _count(path: IngestionPath, outcome: str, error_type: str | None) -> None:
         DOCUMENTS.labels(path.value, outcome).inc()
         if outcome == OUTCOME_FAILURE:
-            ERRORS.labels(path.value, error_type or "Unknown").inc()
+            ERRORS.labels(path.value, result.error_type or "Unknown").inc()
+        if started is not None:
+            DURATION.labels(path.value).observe(time.perf_counter() - started)
+        timings = encode_timings(step_timings(result.timings))
+        try:
+            self.journal.finish(
+                *key, result.status.value, result.error_type, result.error_message, timings
+            )
+        except Exception:  # the document is done; a restart would run it again (idempotent)
+            log.exception("journal write failed for the result of %s/%s", *key)
 
-    def _set_status(self, key: tuple[str, str], status: IngestionStatus) -> None:
-        """Progress from the legacy thread; the final status arrives with the result."""
-        record = self._records.get(key)
-        if record is not None and status not in (IngestionStatus.COMPLETED, IngestionStatus.FAILED):
-            record.status = status
+    def _live(self, key: Key) -> Live | None:
+        running = self._running.get(key)
+        if running is None:
+            return None
+        if running.path == IngestionPath.LEGACY:
+            return Live(running.path, self._progress.get(key) or LegacyProgress())
+        return Live(running.path)
 
-    def _remember(self, key: tuple[str, str], record: _Record) -> None:
-        self._records[key] = record
-        self._records.move_to_end(key)
-        while len(self._records) > self._max_records:
-            self._records.popitem(last=False)
-
-    async def status(self, source: str, document_id: str) -> dict[str, Any] | None:
-        """The document's current status on whichever path it took (None: unknown)."""
+    async def status(self, source: str, document_id: str, wait: float = 0.0) -> StatusView | None:
+        """The document's status on whichever path it took, after waiting up to `wait`
+        seconds for it to finish (None: unknown here and to Temporal)."""
         validate_identifiers(document_id, source)
-        record = self._records.get((source, document_id))
-        if record is None or record.path == IngestionPath.TEMPORAL:
+        return await self.reader.wait((source, document_id), wait)
+
+    async def statuses(self, keys: Sequence[Key]) -> list[StatusView | Exception | None]:
+        """Several documents' statuses at once (valid keys); a read that fails is its error."""
+
+        async def one(key: Key) -> StatusView | Exception | None:
             try:
-                view = await ingestion_status(self.temporal, source, document_id)
-            except RPCError as exc:
-                if exc.status == RPCStatusCode.NOT_FOUND:
-                    return None
-                raise  # Temporal trouble is not "unknown document"
-            return {
-                "path": IngestionPath.TEMPORAL.value,
-                "status": view.status.value,
-                "error_type": view.error_type,
-                "error_message": view.error_message,
-            }
-        result = record.result
-        return {
-            "path": record.path.value,
-            "status": record.status.value,
-            "error_type": result.error_type if result else None,
-            "error_message": result.error_message if result else None,
-        }
+                return await self.reader.status(key)
+            except (TemporalUnavailable, sqlite3.Error) as exc:
+                return exc
+
+        return await asyncio.gather(*(one(key) for key in keys))
 
     async def drain(self) -> None:
         """Wait for every accepted document to finish (shutdown, tests)."""
@@ -277,3 +303,18 @@ class IngestionService:
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)
+        self.journal.close()
+
+
+def _broken(
+    request: IngestDocumentInput, path: IngestionPath, exc: BaseException
+) -> IngestDocumentResult:
+    error_type, message = failure_of(exc)
+    return IngestDocumentResult(
+        document_id=request.document_id,
+        source=request.source,
+        path=path,
+        status=IngestionStatus.FAILED,
+        error_type=error_type,
+        error_message=message,
+    )

@@ -53,8 +53,70 @@ class ApiSettings:
         False,
         "Shadow mode without a ConfigMap: run sampled documents on both paths and compare.",
     )
-    status_records: int = env_field(
-        "API_STATUS_RECORDS", 100_000, "Legacy-path status records kept for GET (LRU)."
+    journal_path: str | None = env_field(
+        "API_JOURNAL_PATH",
+        None,
+        "SQLite file recording every accepted document before its 202, resumed at start-up; "
+        "unset: kept in memory only (a restart loses unfinished legacy-path documents).",
+    )
+    journal_sync: str = env_field(
+        "API_JOURNAL_SYNC",
+        "normal",
+        "normal: a commit survives the process dying; full: also an OS crash or power loss "
+        "(one fsync per commit).",
+    )
+    journal_max_records: int = env_field(
+        "API_JOURNAL_MAX_RECORDS",
+        100_000,
+        "Finished documents whose status the journal keeps (oldest pruned first).",
+    )
+    journal_retention_seconds: float = env_field(
+        "API_JOURNAL_RETENTION_SECONDS",
+        7 * 24 * 3600.0,
+        "Finished documents older than this are pruned from the journal.",
+    )
+    allowed_buckets: str = env_field(
+        "API_ALLOWED_BUCKETS",
+        "",
+        "Comma-separated buckets documents may be read from, each optionally with a key "
+        "prefix (bucket/prefix); empty: DOCUMENTS_BUCKET only, any key.",
+    )
+    temporal_start_timeout_seconds: float = env_field(
+        "API_TEMPORAL_TIMEOUT_SECONDS",
+        3.0,
+        "Longest wait for Temporal to start a workflow or answer a status query; "
+        "then 503 + Retry-After.",
+    )
+    max_body_bytes: int = env_field(
+        "API_MAX_BODY_BYTES", 1024 * 1024, "Largest request body; larger ones get 413."
+    )
+    max_status_batch: int = env_field(
+        "API_MAX_STATUS_BATCH",
+        1000,
+        "Most documents one POST /v1/documents:status reads at once.",
+    )
+    max_wait_seconds: float = env_field(
+        "API_MAX_WAIT_SECONDS",
+        60.0,
+        "Longest ?wait= a status read honours; longer ones are capped to it.",
+    )
+    status_reuse_seconds: float = env_field(
+        "API_STATUS_REUSE_SECONDS",
+        0.2,
+        "An open workflow's get_status answer is shared by every read of the document for "
+        "this long (0.1-0.25 keeps statuses fresh; 0: only concurrent reads share).",
+    )
+    status_record_reuse_seconds: float = env_field(
+        "API_STATUS_RECORD_REUSE_SECONDS",
+        10.0,
+        "A closed workflow's record read from Temporal (a document another replica "
+        "accepted) is reused for this long before Temporal is asked again.",
+    )
+    status_max_calls: int = env_field(
+        "API_STATUS_MAX_CALLS",
+        8,
+        "Status calls to Temporal (queries, describes) in flight at once per API process; "
+        "more reads wait their turn.",
     )
 
 

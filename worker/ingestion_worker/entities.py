@@ -10,9 +10,11 @@ graph.
 Extractors are looked up by name from a small registry so that the pipeline
 configuration can choose one; an unknown name is an error, never a silent
 fallback to a different extractor.
-"""
 
-from __future__ import annotations
+No `from __future__ import annotations` here, as in models.py: `Entity` crosses Temporal
+boundaries, and evaluated annotations spare the payload converter compiling them again for
+every payload.
+"""
 
 import re
 from collections import Counter

@@ -17,7 +17,7 @@ batched under the bound and an oversized chunk is written in pieces.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +25,7 @@ import neo4j
 import neo4j.exceptions
 
 from ingestion_worker.entities import Entity
-from ingestion_worker.errors import GraphWriteError
+from ingestion_worker.errors import GraphUnavailableError, GraphWriteError
 from ingestion_worker.metrics import DB_CONNECTION_ERRORS
 
 _MAX_ROWS = 200
@@ -128,7 +128,6 @@ class GraphWriter:
         self._label = metric_label
         self._owns_driver = owns_driver
         self._max_message = max_message_bytes
-        self._progress: Callable[[], None] | None = None
 
     @classmethod
     def connect(
@@ -173,10 +172,8 @@ class GraphWriter:
         content_hash: str,
         chunks: list[ChunkRecord],
         entities: list[Entity],
-        on_progress: Callable[[], None] | None = None,
     ) -> None:
-        """Upsert the document, its chunks and mentions; `on_progress` after each request."""
-        self._progress = on_progress
+        """Upsert the document, its chunks and mentions."""
         uid = document_uid(source, document_id)
         self._run(
             _UPSERT_DOCUMENT,
@@ -262,17 +259,22 @@ class GraphWriter:
         for attempt in (1, 2):
             try:
                 with self._driver.session(database=self._database) as session:
-                    records = list(session.run(query, params))
-                if self._progress is not None:
-                    self._progress()
-                return records
-            except (neo4j.exceptions.ServiceUnavailable, neo4j.exceptions.SessionExpired) as exc:
+                    return list(session.run(query, params))
+            except _UNREACHABLE as exc:
                 DB_CONNECTION_ERRORS.labels(self._label).inc()
-                if attempt == 2:
-                    raise GraphWriteError(f"Neo4j unreachable: {exc}") from exc
-            except OSError as exc:
-                DB_CONNECTION_ERRORS.labels(self._label).inc()
-                raise GraphWriteError(f"Neo4j connection failed: {exc}") from exc
+                if attempt == 2 or isinstance(exc, OSError):
+                    raise GraphUnavailableError(f"Neo4j unreachable: {exc}") from exc
+            except neo4j.exceptions.TransientError as exc:  # e.g. DatabaseUnavailable
+                raise GraphUnavailableError(f"Neo4j unavailable: {exc.message}") from exc
             except neo4j.exceptions.Neo4jError as exc:
                 raise GraphWriteError(f"Neo4j refused the write: {exc.message}") from exc
         raise AssertionError("unreachable")
+
+
+#: What a lost, refused or exhausted connection raises: the database is down, not the query.
+_UNREACHABLE = (
+    neo4j.exceptions.ServiceUnavailable,
+    neo4j.exceptions.SessionExpired,
+    neo4j.exceptions.ConnectionPoolError,
+    OSError,
+)

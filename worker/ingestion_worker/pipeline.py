@@ -8,7 +8,6 @@ same parsing, same entities, same chunks, same vectors, same graph.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +15,7 @@ from ingestion_worker.chunking import chunk_text, content_hash
 from ingestion_worker.codec import to_float32
 from ingestion_worker.embeddings import Embedder, HashingEmbedder, OpenAIEmbedder
 from ingestion_worker.entities import Entity, EntityExtractor, get_extractor
+from ingestion_worker.errors import IngestionError
 from ingestion_worker.graph import ChunkRecord, GraphWriter
 from ingestion_worker.parsing import detect_content_type, parse_document
 from ingestion_worker.settings import WorkerSettings
@@ -47,6 +47,9 @@ class Pipeline:
         self.graph = graph
         #: Largest content passed inline between steps; None keeps everything in memory.
         self.inline_limit: int | None = settings.inline_limit_bytes
+        #: Documents larger than this are not downloaded (AboveInlineLimit): set only for
+        #: the inline group, which leaves them to the chain of activities.
+        self.refuse_above: int | None = None
 
     def in_memory(self) -> Pipeline:
         """The same clients without an inline limit: within one process (the legacy path)
@@ -54,6 +57,17 @@ class Pipeline:
         unbounded = copy.copy(self)
         unbounded.inline_limit = None
         return unbounded
+
+    def for_inline_group(self) -> Pipeline:
+        """The same clients, refusing documents over INLINE_DOCUMENT_BYTES at download."""
+        grouped = copy.copy(self)
+        grouped.refuse_above = self.settings.inline_document_bytes
+        return grouped
+
+    def retry_budget(self, error: IngestionError) -> float | None:
+        """Seconds an outage behind `error` is retried for; None: not an outage."""
+        budgets = {"s3": self.settings.s3_retry_seconds, "graph": self.settings.graph_retry_seconds}
+        return budgets.get(error.outage) if error.outage else None
 
     def locate(
         self, document_id: str, source: str, bucket: str | None, key: str | None
@@ -65,7 +79,13 @@ class Pipeline:
 
     def fetch(self, bucket: str, key: str, **kwargs: Any) -> FetchedObject:
         """Read a source document, refusing ones over the configured size limit."""
-        return self.store.fetch(bucket, key, max_bytes=self.settings.max_document_bytes, **kwargs)
+        return self.store.fetch(
+            bucket,
+            key,
+            max_bytes=self.settings.max_document_bytes,
+            refuse_above=self.refuse_above,
+            **kwargs,
+        )
 
     def parse(self, data: bytes, key: str, declared_content_type: str | None) -> ParsedDocument:
         content_type = detect_content_type(key, declared_content_type)
@@ -92,7 +112,6 @@ class Pipeline:
         parsed_hash: str,
         chunks: list[ChunkRecord],
         entities: list[Entity],
-        on_progress: Callable[[], None] | None = None,
     ) -> None:
         self.graph.write_document(
             source=source,
@@ -101,7 +120,6 @@ class Pipeline:
             content_hash=parsed_hash,
             chunks=chunks,
             entities=entities,
-            on_progress=on_progress,
         )
 
     def close(self) -> None:

@@ -41,6 +41,12 @@ class WorkerSettings:
         256 * 1024,
         "Largest content passed inline between activities; larger goes by S3 reference.",
     )
+    inline_document_bytes: int = env_field(
+        "INLINE_DOCUMENT_BYTES",
+        256 * 1024,
+        "Documents up to this size run download, parse, entities and embed as one local "
+        "activity; larger ones run them as a chain of activities (0: always the chain).",
+    )
     max_document_bytes: int = env_field(
         "MAX_DOCUMENT_BYTES", 200 * 1024 * 1024, "Larger documents are rejected (ValidationError)."
     )
@@ -57,6 +63,18 @@ class WorkerSettings:
         "NEO4J_MAX_MESSAGE_BYTES",
         0,
         "Bound on one Bolt request (0: none). FalkorDB's Bolt port needs 4000.",
+    )
+    s3_retry_seconds: float = env_field(
+        "S3_RETRY_SECONDS",
+        120.0,
+        "How long S3 errors other than 'not found' are retried (exponential backoff with "
+        "jitter, both paths) before the document fails.",
+    )
+    graph_retry_seconds: float = env_field(
+        "GRAPH_RETRY_SECONDS",
+        120.0,
+        "How long an unreachable graph database is retried (exponential backoff with jitter, "
+        "both paths) before the document fails.",
     )
     openai_api_key: str | None = env_field(
         "OPENAI_API_KEY",
@@ -90,6 +108,12 @@ class WorkerSettings:
     )
     max_concurrent_workflow_tasks: int = env_field(
         "MAX_CONCURRENT_WORKFLOW_TASKS", 32, "Workflow tasks one worker process runs at once."
+    )
+    workflow_sandbox: bool = env_field(
+        "WORKFLOW_SANDBOX",
+        False,
+        "Run the workflow in Temporal's sandbox (about twice the worker CPU per workflow task); "
+        "off because the replay test proves determinism in CI.",
     )
     graceful_shutdown_seconds: float = env_field(
         "GRACEFUL_SHUTDOWN_SECONDS",

@@ -6,7 +6,12 @@ entities, same chunks, same vectors, same graph. A function reads what earlier s
 in the `DocumentState` and returns it with its own results added; large results go
 inline up to the pipeline's inline limit and to the artifact bucket beyond it.
 
+`run_inline` runs the table's inline group (steps.INLINE_STEPS) in sequence, for the
+workflow's one local activity on small documents.
+
 Heartbeats are sent only inside a Temporal activity; on the legacy path they are no-ops.
+The graph write heartbeats from a keep-alive thread, never per row: a heartbeat is a call
+into the worker's event loop, and the write is made of dozens of small statements.
 """
 
 from __future__ import annotations
@@ -15,16 +20,18 @@ import base64
 import contextlib
 import contextvars
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 
 from temporalio import activity
 
 from ingestion_worker.codec import decode_chunks, encode_chunks
-from ingestion_worker.models import Blob, DocumentState, DownloadResult
+from ingestion_worker.errors import AboveInlineLimit
+from ingestion_worker.models import Blob, DocumentState, DownloadResult, InlineResult, StepTiming
 from ingestion_worker.parsing import detect_content_type
 from ingestion_worker.pipeline import Pipeline
-from ingestion_worker.steps import Step, lighten
+from ingestion_worker.steps import INLINE_STEPS, Step, lighten
 
 StepFunction = Callable[[Pipeline, DocumentState], DocumentState]
 
@@ -87,7 +94,6 @@ def write_graph(p: Pipeline, state: DocumentState) -> DocumentState:
             parsed_hash=_required(state.content_hash, "content_hash"),
             chunks=chunks,
             entities=state.entities,
-            on_progress=_heartbeat,
         )
     return state
 
@@ -105,6 +111,30 @@ STEP_FUNCTIONS: dict[str, StepFunction] = {
 def run_step(step: Step, pipeline: Pipeline, state: DocumentState) -> DocumentState:
     """One step, then its result without the bulky content no later step reads."""
     return lighten(step, STEP_FUNCTIONS[step.name](pipeline, state))
+
+
+def run_inline(
+    pipeline: Pipeline,
+    state: DocumentState,
+    run: Callable[[Step, Pipeline, DocumentState], DocumentState] = run_step,
+) -> InlineResult:
+    """The inline group's steps in sequence, or none of them for a document larger than
+    INLINE_DOCUMENT_BYTES (it is left to the chain of activities, unread)."""
+    grouped = pipeline.for_inline_group()
+    if not grouped.refuse_above:
+        return InlineResult(state, completed=0)
+    timings: list[StepTiming] = []
+    spilled: list[Blob] = []
+    for step in INLINE_STEPS:
+        started = time.perf_counter()
+        try:
+            state = run(step, grouped, state)
+        except AboveInlineLimit:
+            return InlineResult(state, completed=0)
+        finally:
+            timings.append(StepTiming(step.name, time.perf_counter() - started))
+        spilled.extend(b for b in state.artifacts() if b not in spilled)
+    return InlineResult(state, len(INLINE_STEPS), timings, spilled)
 
 
 @contextlib.contextmanager
@@ -134,10 +164,6 @@ def keep_alive(every: float = 2.0) -> Iterator[None]:
 
 
 def _heartbeat_progress(read_bytes: int) -> None:
-    if activity.in_activity():
+    # A local activity (the inline group) has no heartbeat: its workflow task stands for it.
+    if activity.in_activity() and not activity.info().is_local:
         activity.heartbeat(read_bytes)
-
-
-def _heartbeat() -> None:
-    if activity.in_activity():
-        activity.heartbeat()

@@ -7,15 +7,21 @@ calls the same step functions in process with the same attempts and backoff. Eve
 takes and returns a `DocumentState`, so adding a step is one entry here plus its function
 in step_functions.py (and the fields it adds to DocumentState).
 
+The leading steps marked `inline` form the inline group: for a document up to
+INLINE_DOCUMENT_BYTES the workflow runs them as one local activity (`INLINE`), which
+saves a server round trip and a workflow task per step; a larger document runs them one
+activity each, its payloads kept in S3. The legacy path ignores the grouping.
+
+Retries are decided here too, once for both paths (`retry_delay`): a step's own attempt
+count for ordinary failures, and the dependency's retry budget for an outage.
+
 Neutral on purpose: nothing here does I/O or imports an I/O client (an import contract in
 pyproject.toml checks that), so the workflow reads the table inside Temporal's sandbox.
-Room is left for grouping steps later (e.g. download..embed as one local activity for
-small documents): a group would be a further field of `Step`, walked by the workflow.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from datetime import timedelta
 from typing import Any
@@ -43,12 +49,26 @@ class ActivityOptions:
     initial_interval: timedelta = timedelta(seconds=1)
     max_interval: timedelta = timedelta(seconds=10)
 
-    def retry_delays(self) -> Iterator[float]:
-        """Seconds to wait before each retry (attempts - 1 of them), as Temporal would."""
-        delay = self.initial_interval.total_seconds()
-        for _ in range(self.attempts - 1):
-            yield delay
-            delay = min(delay * BACKOFF_COEFFICIENT, self.max_interval.total_seconds())
+
+def retry_delay(
+    options: ActivityOptions, failures: int, elapsed: float, budget: float | None, jitter: float
+) -> float | None:
+    """Seconds to wait before the next attempt after `failures` failed ones, or None to give up.
+
+    `budget` is the retry budget of the dependency whose outage failed the step (None for
+    any other retryable failure): while less than `budget` seconds have `elapsed` since the
+    first failure, the step is retried, however many attempts that takes; otherwise the
+    step's `attempts` bound it. The wait doubles from `initial_interval` up to
+    `max_interval`, and `jitter` (0 <= jitter < 1) keeps between half and all of it, so
+    that documents failed by the same outage do not retry in lockstep.
+    """
+    if budget is not None:
+        if elapsed >= budget:
+            return None
+    elif failures >= options.attempts:
+        return None
+    base = options.initial_interval.total_seconds() * BACKOFF_COEFFICIENT ** (failures - 1)
+    return min(base, options.max_interval.total_seconds()) * (0.5 + jitter / 2)
 
 
 def _always(_: DocumentState) -> bool:
@@ -72,6 +92,8 @@ class Step(ActivityOptions):
     reads: frozenset[str] = frozenset()
     #: False skips the step for this document (its status_after still applies).
     runs_for: Callable[[DocumentState], bool] = _always
+    #: Part of the inline group (the leading steps so marked; see `INLINE`).
+    inline: bool = False
 
 
 STEPS: tuple[Step, ...] = (
@@ -84,6 +106,7 @@ STEPS: tuple[Step, ...] = (
         status_before=IngestionStatus.DOWNLOADING,
         status_after=IngestionStatus.DOWNLOADED,
         reads=frozenset({"request"}),
+        inline=True,
     ),
     Step(
         name="parse",
@@ -93,6 +116,7 @@ STEPS: tuple[Step, ...] = (
         local=True,
         status_after=IngestionStatus.PARSED,
         reads=frozenset({"download", "content", "artifact_prefix"}),
+        inline=True,
     ),
     Step(
         name="extract_entities",
@@ -102,6 +126,7 @@ STEPS: tuple[Step, ...] = (
         local=True,
         status_after=IngestionStatus.ENTITIES_EXTRACTED,
         reads=frozenset({"text"}),
+        inline=True,
     ),
     Step(  # rate limits are transient: more attempts, quick first retry
         name="embed",
@@ -112,6 +137,7 @@ STEPS: tuple[Step, ...] = (
         initial_interval=timedelta(seconds=0.5),
         status_after=IngestionStatus.EMBEDDINGS_GENERATED,
         reads=frozenset({"text", "artifact_prefix"}),
+        inline=True,
     ),
     Step(  # shadow runs compute everything but leave the graph alone
         name="write_graph",
@@ -128,6 +154,16 @@ STEPS: tuple[Step, ...] = (
 #: Deletes the artifacts a workflow spilled; not a pipeline step (no status, no legacy run).
 CLEANUP = ActivityOptions(
     name="cleanup", activity="cleanup_artifacts", attempts=3, timeout=timedelta(minutes=1)
+)
+
+#: The leading steps marked `inline`, run as one local activity for small documents.
+INLINE_STEPS: tuple[Step, ...] = tuple(step for step in STEPS if step.inline)
+
+#: The local activity that runs INLINE_STEPS. A failure inside it is retried with the options
+#: of the step that failed; these apply only when the activity itself times out. Its timeout
+#: covers the whole group (download, parse, entities, embed of up to INLINE_DOCUMENT_BYTES).
+INLINE = ActivityOptions(
+    name="inline", activity="run_inline_steps", attempts=3, timeout=timedelta(minutes=5)
 )
 
 _BY_NAME = {step.name: step for step in STEPS}
@@ -157,11 +193,14 @@ def lighten(step: Step, state: DocumentState) -> DocumentState:
 
 
 def _check_table() -> None:
-    """A misspelt field in `reads` would silently keep payloads large: refuse it at import."""
+    """A misspelt field in `reads` would silently keep payloads large, and a gap in the inline
+    group would run steps out of order: refuse both at import."""
     for step in STEPS:
         unknown = step.reads - _FIELDS
         if unknown:
             raise ValueError(f"step {step.name} reads unknown fields {sorted(unknown)}")
+    if STEPS[: len(INLINE_STEPS)] != INLINE_STEPS:
+        raise ValueError("the inline steps must be the leading steps of the table")
 
 
 _check_table()

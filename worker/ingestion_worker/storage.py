@@ -17,7 +17,12 @@ import boto3
 import botocore.config
 import botocore.exceptions
 
-from ingestion_worker.errors import DocumentNotFoundError, TransientStorageError, ValidationError
+from ingestion_worker.errors import (
+    AboveInlineLimit,
+    DocumentNotFoundError,
+    TransientStorageError,
+    ValidationError,
+)
 from ingestion_worker.models import Blob
 
 _NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NoSuchBucket", "NotFound"})
@@ -69,8 +74,13 @@ class DocumentStore:
         on_progress: Callable[[int], None] | None = None,
         etag: str | None = None,
         max_bytes: int | None = None,
+        refuse_above: int | None = None,
     ) -> FetchedObject:
-        """Stream an object, hashing it; keep its bytes unless larger than `keep_limit`."""
+        """Stream an object, hashing it; keep its bytes unless larger than `keep_limit`.
+
+        Larger than `max_bytes` is a ValidationError; larger than `refuse_above` raises
+        AboveInlineLimit before reading the body (the caller downloads it another way).
+        """
         try:
             extra = {"IfMatch": etag} if etag else {}
             response = self._s3.get_object(Bucket=bucket, Key=key, **extra)
@@ -84,6 +94,9 @@ class DocumentStore:
             raise ValidationError(
                 f"s3://{bucket}/{key}: {size} bytes exceeds the {max_bytes}-byte document limit"
             )
+        if refuse_above is not None and size > refuse_above:
+            response["Body"].close()
+            raise AboveInlineLimit(size)
         keep = keep_limit is None or size <= keep_limit
         digest = hashlib.sha256()
         parts: list[bytes] = []

@@ -3,6 +3,12 @@ refreshes the task-queue backlog gauge, and shuts down gracefully on SIGTERM
 (in-flight activities get GRACEFUL_SHUTDOWN_SECONDS to finish, then are handed back).
 With a fault setting (FAULT_FILE, FAULT_FAILURE_RATE, FAULT_DELAY_SECONDS) it also
 registers the fault interceptor; without one, activities run untouched.
+
+The workflow runs outside Temporal's sandbox unless WORKFLOW_SANDBOX is set: the sandbox
+re-imports the workflow's modules for every run, which about doubles the worker's CPU
+per workflow task, and its job (catching non-deterministic code) is done in CI by the
+replay test, which replays recorded histories of real runs against the current code
+(tests/integration/replay).
 """
 
 from __future__ import annotations
@@ -17,7 +23,8 @@ from datetime import timedelta
 from ingestion_contract.process import exit_now
 from prometheus_client import start_http_server
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from ingestion_worker.activities import IngestionActivities
 from ingestion_worker.backlog import task_queue_backlog
@@ -47,7 +54,15 @@ def build_worker(
         max_concurrent_workflow_tasks=settings.max_concurrent_workflow_tasks,
         graceful_shutdown_timeout=timedelta(seconds=settings.graceful_shutdown_seconds),
         interceptors=[FaultInterceptor(faults)] if faults is not None else [],
+        workflow_runner=workflow_runner(settings),
     )
+
+
+def workflow_runner(
+    settings: WorkerSettings,
+) -> SandboxedWorkflowRunner | UnsandboxedWorkflowRunner:
+    """The sandbox only when asked for (WORKFLOW_SANDBOX); the replay test guards the rest."""
+    return SandboxedWorkflowRunner() if settings.workflow_sandbox else UnsandboxedWorkflowRunner()
 
 
 async def refresh_backlog(client: Client, task_queue: str, every: float) -> None:

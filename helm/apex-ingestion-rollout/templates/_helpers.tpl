@@ -221,6 +221,7 @@ Called with (dict "file" "files/operator-rbac.yaml" "scope" "namespace" "root" $
 {{- $root := .root }}
 {{- $single := not $root.Values.operator.watchAllNamespaces }}
 {{- $names := dict
+  "routingConfigMap" (list $root.Values.routing.configMapName)
   "routingConfigMaps" (prepend $root.Values.operator.rbac.extraRoutingConfigMaps $root.Values.routing.configMapName | uniq)
   "workerDeployments" (prepend $root.Values.operator.rbac.extraWorkerDeployments $root.Values.worker.deploymentName | uniq) }}
 {{- range ($root.Files.Get .file | fromYaml).rules }}
@@ -242,4 +243,12 @@ Called with (dict "file" "files/operator-rbac.yaml" "scope" "namespace" "root" $
   verbs: {{ toJson .verbs }}
 {{- end }}
 {{- end }}
+{{- end }}
+
+{{/* Annotations of the uninstall hook's objects; called with the hook weight ("-10"). */}}
+{{- define "apex.uninstallHook" -}}
+helm.sh/hook: pre-delete
+helm.sh/hook-weight: {{ . | quote }}
+helm.sh/hook-delete-policy: before-hook-creation,hook-succeeded
+helm.sh/hook-output-log-policy: hook-failed
 {{- end }}

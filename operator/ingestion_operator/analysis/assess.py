@@ -10,7 +10,15 @@ legitimately means zero (a counter that never incremented), the *query* says so
 
 Overall verdict: any Fail -> Fail, else any Error -> Error, else any Inconclusive ->
 Inconclusive, else Pass. Fail wins over Error because a measured breach is
-actionable (roll back) even while another query is down.
+actionable (roll back) even while another query is down. A rule the user marked
+optional (spec.analysis.optionalRules) that has no data is reported but not counted:
+without data it neither holds nor fails the rollout; with data it is judged as usual.
+
+A rule with a floor (the latency ratio and minLatencyDeltaSeconds) fails only when its
+value is above its limit AND its floor measurement (how many seconds slower Temporal
+is at the quantile) is above the floor: a 3x ratio of 40 ms against 120 ms is not a
+slowdown a user feels (issue 12). Messages print values with analysis.numbers, so the
+comparison they state is visible ("10.0000001 > 10", never "10 > 10").
 """
 
 from __future__ import annotations
@@ -19,7 +27,14 @@ import math
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 
-from ingestion_operator.analysis.rules import RULES, SAMPLE_COUNT, Rule, Thresholds
+from ingestion_operator.analysis.numbers import against, exact
+from ingestion_operator.analysis.rules import (
+    LATENCY_QUANTILE,
+    RULES,
+    SAMPLE_COUNT,
+    Rule,
+    Thresholds,
+)
 from ingestion_operator.analysis.types import AnalysisResult, Measurement, MetricResult, Verdict
 
 _PRECEDENCE = (Verdict.FAIL, Verdict.ERROR, Verdict.INCONCLUSIVE)
@@ -30,16 +45,41 @@ def assess(
     thresholds: Thresholds,
     min_sample_count: int,
     at: datetime,
+    optional: frozenset[str] = frozenset(),
 ) -> AnalysisResult:
-    """Judge every rule on `measurements` (keyed by rule name, plus `sampleCount`)."""
-    sample_count = measurements.get(SAMPLE_COUNT)
+    """Judge every rule on `measurements` (keyed by query name: the rules, `sampleCount`
+    and the floors' measurements); `optional` rules without data are not counted."""
     metrics = tuple(
-        judge(rule, measurements.get(rule.name), sample_count, thresholds, min_sample_count)
+        not_counted_if_absent(
+            judge(rule, measurements, thresholds, min_sample_count),
+            rule.name in optional and has_no_data(measurements.get(rule.name)),
+        )
         for rule in RULES
     )
+    return result_of(metrics, measurements, at)
+
+
+def result_of(
+    metrics: tuple[MetricResult, ...], measurements: Mapping[str, Measurement], at: datetime
+) -> AnalysisResult:
+    """The overall verdict of the counted metrics, with the sample count behind them."""
+    sample_count = measurements.get(SAMPLE_COUNT)
     samples = sample_count.value if sample_count is not None else None
     finite = samples if samples is not None and math.isfinite(samples) else None
-    return AnalysisResult(at, overall(m.verdict for m in metrics), metrics, finite)
+    verdict = overall(m.verdict for m in metrics if m.counted)
+    return AnalysisResult(at, verdict, metrics, finite)
+
+
+def has_no_data(measurement: Measurement | None) -> bool:
+    """The query ran and matched no series (an error is not "no data")."""
+    return measurement is not None and measurement.error is None and measurement.value is None
+
+
+def not_counted_if_absent(metric: MetricResult, absent: bool) -> MetricResult:
+    if not absent:
+        return metric
+    message = f"{metric.name}: no data (optional: not counted)"
+    return MetricResult(metric.name, None, metric.threshold, metric.verdict, message, False)
 
 
 def overall(verdicts: Iterable[Verdict]) -> Verdict:
@@ -50,21 +90,17 @@ def overall(verdicts: Iterable[Verdict]) -> Verdict:
     return next((v for v in _PRECEDENCE if v in seen), Verdict.PASS)
 
 
-def fmt(value: float) -> str:
-    """Short, exact-enough numbers for messages: 0.082, 3.005, 1500, 12."""
-    return f"{value:.6g}"
-
-
 def judge(
     rule: Rule,
-    measurement: Measurement | None,
-    sample_count: Measurement | None,
+    measurements: Mapping[str, Measurement],
     thresholds: Thresholds,
     min_sample_count: int,
 ) -> MetricResult:
-    """One rule's verdict: Error, then the sample gate, then no data/NaN, then the limit."""
+    """One rule's verdict: Error, then the sample gate, then no data/NaN, then the limit
+    (and the floor, for a rule that has one)."""
     limit = thresholds.limit(rule)
     name = rule.name
+    measurement = measurements.get(name)
 
     def result(verdict: Verdict, message: str) -> MetricResult:
         value = measurement.value if measurement is not None else None
@@ -75,7 +111,7 @@ def judge(
     if measurement.error is not None:
         return result(Verdict.ERROR, f"{name}: query failed: {measurement.error}")
     if rule.needs_samples and min_sample_count > 0:
-        gate = sample_gate(name, measurement, sample_count, min_sample_count)
+        gate = sample_gate(name, measurement, measurements.get(SAMPLE_COUNT), min_sample_count)
         if gate is not None:
             return result(*gate)
     value = measurement.value
@@ -83,9 +119,33 @@ def judge(
         return result(Verdict.INCONCLUSIVE, f"{name}: no data")
     if math.isnan(value):
         return result(Verdict.INCONCLUSIVE, f"{name}: NaN (0/0: no traffic in the window?)")
-    if value > limit:
-        return result(Verdict.FAIL, f"{name} {fmt(value)} > {fmt(limit)}")
-    return result(Verdict.PASS, f"{name} {fmt(value)} <= {fmt(limit)}")
+    stated = f"{name} {against(value, limit)}"
+    if value <= limit:
+        return result(Verdict.PASS, f"{stated} <= {exact(limit)}")
+    if rule.floor is None or thresholds[rule.floor[0]] <= 0:
+        return result(Verdict.FAIL, f"{stated} > {exact(limit)}")
+    return result(*beyond_floor(rule, measurements, thresholds, f"{stated} > {exact(limit)}"))
+
+
+def beyond_floor(
+    rule: Rule, measurements: Mapping[str, Measurement], thresholds: Thresholds, stated: str
+) -> tuple[Verdict, str]:
+    """A value above its limit: Fail only if the floor measurement is above the floor too."""
+    assert rule.floor is not None
+    key, measured_by = rule.floor
+    floor = thresholds[key]
+    amount = measurements.get(measured_by)
+    quantile = thresholds[LATENCY_QUANTILE] if LATENCY_QUANTILE in rule.parameters else None
+    what = f"p{quantile * 100:g} " if quantile is not None else ""
+    if amount is None or amount.error is not None:
+        why = amount.error if amount is not None else "query was not run"
+        return Verdict.ERROR, f"{stated}, but {measured_by} failed: {why}"
+    if amount.value is None or math.isnan(amount.value):
+        return Verdict.INCONCLUSIVE, f"{stated}, but {measured_by} has no data ({key} {floor:g})"
+    delta = f"{what}+{against(amount.value, floor)}s"
+    if amount.value <= floor:
+        return Verdict.PASS, f"{stated} but only {delta} <= {exact(floor)}s ({key})"
+    return Verdict.FAIL, f"{stated} and {delta} > {exact(floor)}s ({key})"
 
 
 def sample_gate(
@@ -106,5 +166,6 @@ def sample_gate(
         samples = 0.0  # no series: no Temporal-path document finished in the window
     if samples >= min_sample_count:
         return None
-    seen = f" (value {fmt(measurement.value)})" if measurement.value is not None else ""
-    return Verdict.INCONCLUSIVE, f"{name}: {fmt(samples)} of {min_sample_count} samples{seen}"
+    value = measurement.value
+    seen = f" (value {exact(value)})" if value is not None else ""
+    return Verdict.INCONCLUSIVE, f"{name}: {exact(samples)} of {min_sample_count} samples{seen}"

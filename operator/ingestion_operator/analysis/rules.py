@@ -24,9 +24,13 @@ LATENCY_RATIO = "latencyRatio"
 QUEUE_DEPTH = "queueDepth"
 DB_CONNECTION_ERRORS = "dbConnectionErrorsPerMinute"
 SAMPLE_COUNT = "sampleCount"  # not a rule: the Temporal-path documents behind the rates
+#: Not a rule: Temporal's latency quantile minus legacy's, in seconds (the latency floor).
+LATENCY_DELTA = "latencyDeltaSeconds"
 
-#: A parameter of the latency rule: the quantile compared between the two paths.
+#: Parameters of the latency rule: the quantile compared between the two paths, and the
+#: absolute slowdown below which a ratio above its limit is not a failure (issue 12).
 LATENCY_QUANTILE = "latencyQuantile"
+MIN_LATENCY_DELTA = "minLatencyDeltaSeconds"
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,13 @@ class Rule:
     compares_paths: bool = False
     #: Further thresholds keys its query takes (e.g. latencyQuantile).
     parameters: tuple[str, ...] = ()
+    #: An absolute floor: the threshold key of the amount (e.g. minLatencyDeltaSeconds) and
+    #: the measurement compared with it (e.g. latencyDeltaSeconds). The rule fails only when
+    #: its value is above its limit AND that measurement is above the floor.
+    floor: tuple[str, str] | None = None
+    #: A per-minute rate of a rare counter: measured over spec.analysis.counterWindow (at
+    #: least 1m, see the CRD), not the sliding window, which may be a few seconds long.
+    counter: bool = False
 
 
 RULES: tuple[Rule, ...] = (
@@ -53,14 +64,20 @@ RULES: tuple[Rule, ...] = (
         "maxLatencyRatio",
         needs_samples=True,
         compares_paths=True,
-        parameters=(LATENCY_QUANTILE,),
+        parameters=(LATENCY_QUANTILE, MIN_LATENCY_DELTA),
+        floor=(MIN_LATENCY_DELTA, LATENCY_DELTA),
     ),
     Rule(QUEUE_DEPTH, "maxQueueDepth", needs_samples=False),
-    Rule(DB_CONNECTION_ERRORS, "maxDbConnectionErrorsPerMinute", needs_samples=False),
+    Rule(DB_CONNECTION_ERRORS, "maxDbConnectionErrorsPerMinute", needs_samples=False, counter=True),
 )
 RULES_BY_NAME: Mapping[str, Rule] = MappingProxyType({rule.name: rule for rule in RULES})
-#: What a provider measures: the sample count, then one value per rule.
-QUERY_NAMES: tuple[str, ...] = (SAMPLE_COUNT, *RULES_BY_NAME)
+#: What a provider measures: the sample count, one value per rule, then what the rules'
+#: floors are compared with.
+QUERY_NAMES: tuple[str, ...] = (
+    SAMPLE_COUNT,
+    *RULES_BY_NAME,
+    *(rule.floor[1] for rule in RULES if rule.floor),
+)
 #: Every key of spec.analysis.thresholds: the rules' limits and their parameters.
 THRESHOLD_KEYS: tuple[str, ...] = tuple(
     key for rule in RULES for key in (rule.threshold, *rule.parameters)

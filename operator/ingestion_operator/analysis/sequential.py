@@ -62,6 +62,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from ingestion_operator.analysis.numbers import against
 from ingestion_operator.analysis.types import Verdict
 
 DEFAULT_ALPHA = 0.01
@@ -210,22 +211,11 @@ def judge_error_rate(
     return ErrorRateJudgement(verdict, interval, limit)
 
 
-def _against(value: float, limit: float) -> str:
-    """value with the fewest digits (>= 2 significant) that keep its order with limit."""
-    order = (value > limit) - (value < limit)
-    for digits in range(2, 18):
-        text = f"{value:.{digits}g}"
-        printed = float(text)
-        if (printed > limit) - (printed < limit) == order:
-            return text
-    return repr(value)
-
-
 def error_rate_message(interval: Interval, limit: float, verdict: Verdict) -> str:
     """ "error rate 0.071 [0.055, 0.094] after 412 documents > 0.05" and the like."""
     if interval.n == 0:
         return f"error rate: no documents yet (limit {limit!r})"
-    lower, upper = _against(interval.lower, limit), _against(interval.upper, limit)
+    lower, upper = against(interval.lower, limit), against(interval.upper, limit)
     head = f"error rate {interval.estimate:.2g} [{lower}, {upper}] after {interval.n} documents"
     if verdict == Verdict.FAIL:
         return f"{head} > {limit!r}"

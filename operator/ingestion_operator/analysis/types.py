@@ -33,17 +33,33 @@ class Measurement:
 
     value None: the query ran and returned no data. error set: the query failed (the
     message says why). samples: the observations behind the value when the provider
-    knows them; otherwise `assess` uses the `sampleCount` measurement.
+    knows them; otherwise `assess` uses the `sampleCount` measurement. buckets: a
+    histogram's cumulative counts as (upper bound, count) pairs in bound order, for the
+    queries that return one series per bucket (the sequential judge's evidence).
     """
 
     value: float | None = None
     samples: float | None = None
     error: str | None = None
+    buckets: tuple[tuple[float, float], ...] | None = None
 
 
-def _json_number(value: float | None) -> float | None:
-    """NaN and infinities are not JSON (the API server rejects them): store null."""
-    return value if value is not None and math.isfinite(value) else None
+def _json_numbers(**values: float | None) -> dict[str, float]:
+    """The finite values only. NaN and infinities are not JSON (the API server rejects them),
+    and a null is not stored either: the status is written with a JSON merge patch, where
+    null means "remove", so a real API server drops the key (kopf then warns that the
+    patched object differs from the patch, at every analysis without data)."""
+    return {k: v for k, v in values.items() if v is not None and math.isfinite(v)}
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What stands behind a sequential verdict: the estimate's confidence bounds and the
+    Temporal-path documents counted since the step began."""
+
+    lower: float
+    upper: float
+    documents: int
 
 
 @dataclass(frozen=True)
@@ -53,15 +69,24 @@ class MetricResult:
     threshold: float
     verdict: Verdict
     message: str
+    #: False for an optional rule without data: shown, but not part of the overall verdict.
+    counted: bool = True
+    evidence: Evidence | None = None
 
     def to_status(self) -> dict[str, Any]:
-        return {
+        status: dict[str, Any] = {
             "name": self.name,
-            "value": _json_number(self.value),
+            **_json_numbers(value=self.value),
             "threshold": self.threshold,
             "verdict": self.verdict.value,
             "message": self.message[:MAX_STATUS_MESSAGE],
         }
+        if not self.counted:
+            status["counted"] = False
+        if self.evidence is not None:
+            status |= _json_numbers(lower=self.evidence.lower, upper=self.evidence.upper)
+            status["documents"] = self.evidence.documents
+        return status
 
 
 @dataclass(frozen=True)

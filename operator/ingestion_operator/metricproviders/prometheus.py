@@ -6,7 +6,9 @@ adds is the translation of every outcome into a `Measurement`:
 - one series (or a scalar) -> its value (NaN and +Inf kept: `assess` judges them);
 - an empty result -> Measurement(None), "no data";
 - several series -> Error: the query must aggregate; summing here would hide a
-  missing `sum by` or a second deployment in the same Prometheus;
+  missing `sum by` or a second deployment in the same Prometheus; except for the
+  histogram queries of the sequential judge's evidence (analysis.evidence.HISTOGRAMS),
+  whose series are told apart by `le` and become Measurement.buckets;
 - refused connections, timeouts, HTTP errors, PromQL errors -> Error with a message
   naming the server and quoting Prometheus's own reason.
 
@@ -37,8 +39,9 @@ import requests
 from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
 from urllib3.util.retry import Retry
 
+from ingestion_operator.analysis.evidence import HISTOGRAMS
 from ingestion_operator.analysis.types import Measurement
-from ingestion_operator.metricproviders.prometheus_queries import queries_for
+from ingestion_operator.metricproviders.prometheus_queries import evidence_queries, queries_for
 from ingestion_operator.spec import AnalysisSpec
 
 RULE_LABEL = "ingestion_rule"
@@ -72,26 +75,30 @@ class PrometheusProvider:
         """The PromQL of every rule (prometheus_queries.py), the spec's overrides applied."""
         return queries_for(analysis)
 
+    def evidence_queries(self, analysis: AnalysisSpec, seconds: int) -> dict[str, str]:
+        """The sequential judge's counts over the step's age (prometheus_queries.py)."""
+        return evidence_queries(analysis, seconds)
+
     def measure(self, queries: Mapping[str, str]) -> dict[str, Measurement]:
         """Every query in one request when possible; one Measurement per name."""
         if not self.batch or len(queries) < 2:
-            return {name: self.measure_one(query) for name, query in queries.items()}
+            return {name: self.measure_one(query, name) for name, query in queries.items()}
         try:
             result = self._query(batched(queries))
         except PrometheusApiClientException:  # find the query Prometheus objects to
-            return {name: self.measure_one(query) for name, query in queries.items()}
+            return {name: self.measure_one(query, name) for name, query in queries.items()}
         except QUERY_ERRORS as exc:
             error = self._failure(exc)
             return {name: error for name in queries}
         return split_batch(result, queries)
 
-    def measure_one(self, query: str) -> Measurement:
+    def measure_one(self, query: str, name: str = "") -> Measurement:
         """One instant query; never raises for a failed query."""
         try:
             result = self._query(query)
         except QUERY_ERRORS as exc:
             return self._failure(exc)
-        return to_measurement(result)
+        return to_measurement(result, histogram=name in HISTOGRAMS)
 
     def _query(self, query: str) -> Any:
         # requests takes float seconds; the library annotates `int` but passes it through.
@@ -129,10 +136,13 @@ def split_batch(result: Any, queries: Mapping[str, str]) -> dict[str, Measuremen
         metric = dict(series.get("metric") or {}) if isinstance(series, dict) else {}
         rule = metric.pop(RULE_LABEL, None)
         by_rule[str(rule)].append({**series, "metric": metric})
-    return {name: to_measurement(by_rule.get(name, [])) for name in queries}
+    return {
+        name: to_measurement(by_rule.get(name, []), histogram=name in HISTOGRAMS)
+        for name in queries
+    }
 
 
-def to_measurement(result: Any) -> Measurement:
+def to_measurement(result: Any, histogram: bool = False) -> Measurement:
     """`data.result` of an instant query -> Measurement (see the module docstring)."""
     try:
         if _is_sample(result):  # resultType scalar: [timestamp, "value"]
@@ -141,6 +151,8 @@ def to_measurement(result: Any) -> Measurement:
             return Measurement(error=f"unexpected query result {result!r:.200}")
         if not result:
             return Measurement(None)
+        if histogram:
+            return to_buckets(result)
         if len(result) > 1:
             labels = ", ".join(_labels(series) for series in result[:3])
             return Measurement(
@@ -152,6 +164,16 @@ def to_measurement(result: Any) -> Measurement:
         return Measurement(float(series["value"][1]))
     except (KeyError, TypeError, ValueError, IndexError) as exc:
         return Measurement(error=f"malformed query result ({exc!r}): {result!r:.200}")
+
+
+def to_buckets(result: list[Any]) -> Measurement:
+    """One series per bucket bound -> Measurement.buckets, (le, count) in bound order."""
+    buckets = sorted(
+        (float(series["metric"]["le"]), float(series["value"][1])) for series in result
+    )
+    if len({le for le, _ in buckets}) != len(buckets):
+        return Measurement(error="histogram query returned one bound twice; aggregate by le")
+    return Measurement(buckets=tuple(buckets))
 
 
 def _is_sample(result: Any) -> bool:

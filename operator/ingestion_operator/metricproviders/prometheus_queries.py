@@ -19,6 +19,16 @@ one aggregates with sum/max. No-data semantics are decided here, per query:
   traffic, so the denominator is NaN or empty and the rule is Inconclusive: honest,
   and left to the operator (decisions.promotable lets the final step through on an
   Inconclusive path-comparing rule alone when every other rule passes).
+  latencyDeltaSeconds is the same two quantiles' difference, compared with the rule's
+  floor (minLatencyDeltaSeconds).
+- dbConnectionErrorsPerMinute is a per-minute rate of a rare counter, so it is taken
+  over spec.analysis.counterWindow (the CRD requires >= 1m), not the sliding window:
+  over a few seconds, one error reads as 0 or as a jump of 60/window per minute.
+
+The sequential judge's evidence (analysis/evidence.py) is counted since the step began:
+increase() over a range equal to the step's age, the histograms `sum by (le)` (one
+series per bucket bound). They take the spec's metricLabels but no overrides: they are
+the contract's own series.
 """
 
 from __future__ import annotations
@@ -28,19 +38,28 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from ingestion_contract import metrics as contract
+from ingestion_contract.crd_defaults import SPEC
 
+from ingestion_operator.analysis.evidence import (
+    LEGACY_BUCKETS,
+    TEMPORAL_BUCKETS,
+    TEMPORAL_DOCUMENTS,
+    TEMPORAL_FAILURES,
+)
 from ingestion_operator.analysis.rules import (
     DB_CONNECTION_ERRORS,
     ERROR_RATE,
+    LATENCY_DELTA,
     LATENCY_QUANTILE,
     LATENCY_RATIO,
+    QUERY_NAMES,
     QUEUE_DEPTH,
-    RULES,
     SAMPLE_COUNT,
 )
 from ingestion_operator.spec import AnalysisSpec, query_overrides
 
 _WINDOW = re.compile(r"^(\d+(ms|s|m|h|d|w|y))+$")
+_COUNTER_WINDOW: str = SPEC["analysis"]["counterWindow"]
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 
@@ -52,12 +71,13 @@ def _quote(value: str) -> str:
 
 @dataclass(frozen=True)
 class _Scope:
-    """What every query is built from: the range, the latency quantile, scoping labels."""
+    """What every query is built from: the ranges, the latency quantile, scoping labels."""
 
     window: str
     quantile: float
     labels: Mapping[str, str]
     task_queue: str | None
+    counter_window: str
 
     def select(self, **matchers: str) -> str:
         """`{a="x",b="y"}` from the scoping labels plus `matchers` ("" if none)."""
@@ -94,24 +114,35 @@ def _latency_ratio(s: _Scope) -> str:
     return f"{s.latency(contract.PATH_TEMPORAL)} / {s.latency(contract.PATH_LEGACY)}"
 
 
+def _latency_delta(s: _Scope) -> str:
+    return f"{s.latency(contract.PATH_TEMPORAL)} - {s.latency(contract.PATH_LEGACY)}"
+
+
 def _queue_depth(s: _Scope) -> str:
     queue = {contract.TASK_QUEUE_LABEL: s.task_queue} if s.task_queue else {}
     return f"max({contract.TASK_QUEUE_BACKLOG}{s.select(**queue)})"
 
 
 def _db_connection_errors(s: _Scope) -> str:
-    errors = f"rate({contract.DB_CONNECTION_ERRORS_TOTAL}{s.select()}[{s.window}])"
+    errors = f"rate({contract.DB_CONNECTION_ERRORS_TOTAL}{s.select()}[{s.counter_window}])"
     return f"sum({errors}) * 60 or vector(0)"
 
 
-#: The PromQL of the sample count and of every rule in analysis.rules.RULES.
+#: The PromQL of every query name (analysis.rules.QUERY_NAMES): the sample count, every
+#: rule in analysis.rules.RULES, and the floor measurement of the latency rule.
 QUERIES: dict[str, Callable[[_Scope], str]] = {
     SAMPLE_COUNT: _sample_count,
     ERROR_RATE: _error_rate,
     LATENCY_RATIO: _latency_ratio,
     QUEUE_DEPTH: _queue_depth,
     DB_CONNECTION_ERRORS: _db_connection_errors,
+    LATENCY_DELTA: _latency_delta,
 }
+
+
+def _check_window(window: str, what: str = "window") -> None:
+    if not _WINDOW.match(window):
+        raise ValueError(f"invalid {what} {window!r}: use a PromQL duration such as 2m or 90s")
 
 
 def default_queries(
@@ -120,19 +151,40 @@ def default_queries(
     task_queue_hint: str | None = None,
     *,
     labels: Mapping[str, str] | None = None,
+    counter_window: str | None = None,
 ) -> dict[str, str]:
     """PromQL per query name over the last `window` (a PromQL duration such as "2m").
 
     task_queue_hint narrows the backlog to one Temporal task queue. labels are
     equality matchers added to every series (e.g. {"namespace": "prod"}), for a
-    Prometheus that scrapes more than one ingestion deployment.
+    Prometheus that scrapes more than one ingestion deployment. counter_window is the
+    range of the per-minute counter rules (default: the CRD's counterWindow).
     """
-    if not _WINDOW.match(window):
-        raise ValueError(f"invalid window {window!r}: use a PromQL duration such as 2m or 90s")
+    counter_window = counter_window or _COUNTER_WINDOW
+    _check_window(window)
+    _check_window(counter_window, "counterWindow")
     if not 0 < quantile <= 1:
         raise ValueError(f"quantile must be in (0, 1]: {quantile}")
-    scope = _Scope(window, quantile, dict(labels or {}), task_queue_hint)
-    return {name: QUERIES[name](scope) for name in (SAMPLE_COUNT, *(r.name for r in RULES))}
+    scope = _Scope(window, quantile, dict(labels or {}), task_queue_hint, counter_window)
+    return {name: QUERIES[name](scope) for name in QUERY_NAMES}
+
+
+def evidence_queries(analysis: AnalysisSpec, seconds: int) -> dict[str, str]:
+    """The sequential judge's counts over the last `seconds` (the step's age, >= 1)."""
+    scope = _Scope(f"{max(1, seconds)}s", 0.5, analysis.metric_labels, None, "1m")
+    failed = scope.temporal(**{contract.OUTCOME_LABEL: contract.OUTCOME_FAILURE})
+    buckets = contract.histogram_buckets(contract.DURATION_SECONDS)
+
+    def histogram(path: str) -> str:
+        selector = scope.select(**{contract.PATH_LABEL: path})
+        return f"sum by (le) (increase({buckets}{selector}[{scope.window}]))"
+
+    return {
+        TEMPORAL_DOCUMENTS: scope.documents(scope.temporal()),
+        TEMPORAL_FAILURES: scope.documents(failed),
+        TEMPORAL_BUCKETS: histogram(contract.PATH_TEMPORAL),
+        LEGACY_BUCKETS: histogram(contract.PATH_LEGACY),
+    }
 
 
 def resolve_queries(defaults: Mapping[str, str], overrides: Mapping[str, str]) -> dict[str, str]:
@@ -147,4 +199,10 @@ def resolve_queries(defaults: Mapping[str, str], overrides: Mapping[str, str]) -
 def queries_for(analysis: AnalysisSpec) -> dict[str, str]:
     """Every query a rollout's analysis runs: the defaults, then its overrides."""
     quantile = analysis.thresholds[LATENCY_QUANTILE]
-    return resolve_queries(default_queries(analysis.window, quantile), analysis.queries)
+    defaults = default_queries(
+        analysis.window,
+        quantile,
+        labels=analysis.metric_labels,
+        counter_window=analysis.counter_window,
+    )
+    return resolve_queries(defaults, analysis.queries)

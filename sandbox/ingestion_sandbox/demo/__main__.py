@@ -77,7 +77,7 @@ def run(options: DemoOptions) -> int:
         console.out(f"Cannot start the demo: {exc}")
         return 2
     previous = {s: signal.signal(s, _interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
-    sandbox = Sandbox(options, run_dir, console.say)
+    sandbox = Sandbox(options, run_dir, console.say, binaries.kubectl)
     generator: TrafficGenerator | None = None
     try:
         console.say("Starting the sandbox (servers on 127.0.0.1, free ports):")
@@ -114,13 +114,16 @@ def tell(
 ) -> int:
     """The story, then the summary, the chart and the verdict."""
     startup = time.monotonic() - started
+    kube = sandbox.kube
     console.say(
-        f"Sandbox ready in {startup:.1f}s. "
-        f"kubectl works too: export KUBECONFIG={sandbox.kubeconfig}"
+        f"Sandbox ready in {startup:.1f}s on the {kube.description}. kubectl works too: "
+        f"export KUBECONFIG={sandbox.kubeconfig}"
+        + (f" (kubectl: {kube.kubectl})" if kube.kubectl else "")
     )
     rollout = demo_rollout(base, options, sandbox.prometheus.url)
     path = write_rollout(rollout, options.rollout_file, sandbox.run_dir / "rollout.yaml")
-    kubectl = Kubectl(binaries.kubectl, sandbox.kubeconfig, sandbox.cluster, console.say)
+    kubectl = Kubectl(kube.kubectl, sandbox.kubeconfig, sandbox.cluster, console.say)
+    kubectl.validate = kube.validates
     timeline = Timeline()  # every time in the run: seconds since `started`
     metrics = Metrics(sandbox.prometheus, options.window_seconds)
     observer = Observer(sandbox, metrics, generator, timeline, console, started)
@@ -134,6 +137,7 @@ def tell(
         "chart": "chart.png",
         "rollout_file": str(path),
         "worker_restarts": sandbox.kubelet.restarts,
+        "kubernetes": kube.description,
     }
     return report(options, sandbox, observer, console, extra)
 

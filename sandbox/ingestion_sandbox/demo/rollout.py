@@ -97,6 +97,9 @@ class Kubectl:
         self.kubeconfig = kubeconfig
         self.cluster = cluster
         self.say = say
+        # The emulator serves no OpenAPI schema for kubectl's client-side validation; a real
+        # API server validates (and admission checks the CRD's schema and rules).
+        self.validate = False
 
     def shown(self, args: list[str]) -> str:
         return shlex.join(["kubectl", "--kubeconfig", str(self.kubeconfig), *args])
@@ -115,8 +118,9 @@ class Kubectl:
             self.say(f"  {line}")
 
     def apply(self, path: Path, rollout: dict[str, Any]) -> None:
+        validation = [] if self.validate else ["--validate=false"]
         self.run(
-            ["apply", "--validate=false", "-f", str(path)],
+            ["apply", *validation, "-f", str(path)],
             lambda: self.cluster.create_rollout(rollout),
         )
 

@@ -1,9 +1,11 @@
 """Starting and stopping everything the demo runs, as one unit that cleans up after itself.
 
 Servers come from ingestion_sandbox (Temporal dev server, FalkorDB speaking Bolt, moto
-S3, Prometheus, the Kubernetes API emulator); the product's own processes (ingestion
-API, Temporal workers, operator) run as children from their `python -m` entry points,
-configured only through the environment, as in a cluster. Everything binds 127.0.0.1
+S3, Prometheus, and the local Kubernetes control plane with the chart installed, or the
+API emulator without it: kube.py); the product's own processes (ingestion API, Temporal
+workers, operator) run as children from their `python -m` entry points, configured only
+through the environment (and, on the control plane, their ServiceAccounts' tokens), as
+in a cluster. Everything binds 127.0.0.1
 on free ports, everything is stopped in reverse order by one ExitStack whatever ends
 the run (the end of the story, an error, Ctrl-C, SIGTERM), and every log lands in the
 run directory, servers' included.
@@ -23,16 +25,22 @@ from pathlib import Path
 
 import boto3
 
-from ingestion_sandbox.demo import cluster
+from ingestion_sandbox.demo import cluster, kube
 from ingestion_sandbox.demo.children import ChildProcess
-from ingestion_sandbox.demo.cluster import Cluster, Names
+from ingestion_sandbox.demo.cluster import Names
 from ingestion_sandbox.demo.kubelet import Kubelet
 from ingestion_sandbox.demo.options import DemoOptions
 from ingestion_sandbox.demo.samples import Sample, build_samples, seed_bucket
-from ingestion_sandbox.servers.common import LOCALHOST, ProcessService, free_port, port_open
+from ingestion_sandbox.servers.common import (
+    LOCALHOST,
+    ProcessService,
+    Service,
+    free_port,
+    port_open,
+)
+from ingestion_sandbox.servers.control_plane import ControlPlane
 from ingestion_sandbox.servers.services import (
     FalkorDBServer,
-    KubeEmulator,
     PrometheusServer,
     S3Server,
     TemporalDevServer,
@@ -53,8 +61,15 @@ class ChildDied(RuntimeError):
 class Sandbox:
     """Call start(), then tick() often from the main thread; stop() always."""
 
-    def __init__(self, options: DemoOptions, run_dir: Path, say: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        options: DemoOptions,
+        run_dir: Path,
+        say: Callable[[str], None],
+        kubectl_on_path: str | None = None,
+    ) -> None:
         self.options = options
+        self.kubectl_on_path = kubectl_on_path
         self.run_dir = run_dir
         self.logs = run_dir / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
@@ -63,7 +78,6 @@ class Sandbox:
         self.samples: list[Sample] = build_samples()
         self.api_port, self.operator_port = free_port(), free_port()
         self.worker_ports = [free_port() for _ in range(options.worker_cap)]
-        self.kubeconfig = run_dir / "kubeconfig"
         self.fault_file = run_dir / "faults" / cluster.FAULT_KEY
         self.children: dict[str, ChildProcess] = {}
         self._next_health = 0.0
@@ -72,6 +86,15 @@ class Sandbox:
     @property
     def api_url(self) -> str:
         return f"http://{LOCALHOST}:{self.api_port}"
+
+    @property
+    def kubeconfig(self) -> Path:
+        """The admin kubeconfig (the printed kubectl commands use it)."""
+        return self.kube.admin_kubeconfig
+
+    @property
+    def cluster(self) -> cluster.Cluster:
+        return self.kube.cluster
 
     def start(self, names: Names) -> None:
         self._start_servers()
@@ -122,7 +145,6 @@ class Sandbox:
             "workers": [f"{LOCALHOST}:{port}" for port in self.worker_ports],
             "operator": [f"{LOCALHOST}:{self.operator_port}"],
         }
-        self.kube = self._server(KubeEmulator())
         self.s3 = self._server(S3Server())
         self.falkordb = self._server(FalkorDBServer(keep_dir=True))
         self.temporal = self._server(TemporalDevServer(keep_dir=True))
@@ -130,14 +152,18 @@ class Sandbox:
             PrometheusServer(scrape_interval=o.scrape_interval, targets=targets, keep_dir=True)
         )
 
-    def _server[S: KubeEmulator | S3Server | ProcessService](self, server: S) -> S:
+    def _server[S: Service](self, server: S) -> S:
         began = time.monotonic()
         server.start()
         self.stack.callback(self._stop_server, server)
         self.say(f"  {server.name:<14} ready in {time.monotonic() - began:4.1f}s")
         return server
 
-    def _stop_server(self, server: KubeEmulator | S3Server | ProcessService) -> None:
+    def _stop_server(self, server: Service) -> None:
+        if isinstance(server, ControlPlane) and server.dir is not None:
+            logs = server.dir / "logs"  # the plane's temp dir goes with it: keep its logs
+            if logs.is_dir():
+                shutil.copytree(logs, self.logs / "control-plane", dirs_exist_ok=True)
         server.stop()
         if isinstance(server, ProcessService) and server.dir is not None:
             if server.log_path is not None and server.log_path.exists():
@@ -151,13 +177,18 @@ class Sandbox:
         self.say(
             f"  seeded s3://{BUCKET}/samples/: {len(self.samples)} documents ({', '.join(kinds)})"
         )
-        cluster.register_crd(self.kube)
-        cluster.seed(self.kube, names, replicas=self.options.min_workers)
-        self.kube.write_kubeconfig(self.kubeconfig)
+        began = time.monotonic()
+        values = kube.chart_values(
+            names, self.options.min_workers, self.temporal.address, self.prometheus.url
+        )
+        self.kube = kube.start(
+            self.options.kube, names, values, self.run_dir, self.say, self.kubectl_on_path
+        )
+        self.stack.callback(self._stop_server, self.kube.server)
         self.fault_file.parent.mkdir(exist_ok=True)
-        self.cluster = Cluster(self.kube, names)
+        self.say(f"  {self.kube.description}: ready in {time.monotonic() - began:4.1f}s")
         self.say(
-            f"  control plane: CRD ingestionrollouts, Deployment {names.deployment} "
+            f"  Kubernetes: CRD ingestionrollouts, Deployment {names.deployment} "
             f"({self.options.min_workers} replicas), ConfigMaps {names.routing_configmap} (0%) "
             f"and {cluster.FAULT_CONFIGMAP}"
         )
@@ -181,18 +212,23 @@ class Sandbox:
             "EMBEDDING_DIMENSIONS": "64",
             "TEMPORAL_ADDRESS": self.temporal.address,
             "TEMPORAL_TASK_QUEUE": TASK_QUEUE,
-            "KUBECONFIG": str(self.kubeconfig),
             "ROUTING_CONFIGMAP": names.routing_configmap,
             "ROUTING_KEY": names.routing_key,
             "ROUTING_NAMESPACE": cluster.NAMESPACE,
         }
 
     def _api_env(self) -> dict[str, str]:
-        return {**self._base_env(), "API_HOST": LOCALHOST, "API_PORT": str(self.api_port)}
+        return {
+            **self._base_env(),
+            "KUBECONFIG": str(self.kube.api_kubeconfig),  # the chart's API ServiceAccount
+            "API_HOST": LOCALHOST,
+            "API_PORT": str(self.api_port),
+        }
 
     def _operator_env(self) -> dict[str, str]:
         return {
             **self._base_env(),
+            "KUBECONFIG": str(self.kube.operator_kubeconfig),  # the chart's operator account
             "TIMER_INTERVAL_SECONDS": str(self.options.timer_seconds),
             "OPERATOR_METRICS_PORT": str(self.operator_port),
             "OPERATOR_LIVENESS_PORT": "0",

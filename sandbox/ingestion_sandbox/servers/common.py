@@ -217,6 +217,13 @@ class ProcessService(Service):
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
+    @property
+    def pid(self) -> int:
+        """The server process's id (for /proc readings: CPU, memory)."""
+        if self.process is None:
+            raise ServiceStartError(f"{self.name} is not running")
+        return self.process.pid
+
     def log_tail(self, lines: int = 40) -> str:
         return tail(self.log_path, lines) if self.log_path else "(not started)"
 

@@ -9,7 +9,14 @@ kmock is a stateful in-memory Kubernetes API over HTTP. Measured here (see
 * metadata.generateName honoured (kopf posts Events that way); create answers 201;
 * the status subresource separated from the main resource, as in Kubernetes;
 * apiVersion/kind on objects and lists; discovery of the core group says "v1";
-* Namespaces themselves can be listed and fetched (kmock 0.8 cannot parse those URLs).
+* Namespaces themselves can be listed and fetched (kmock 0.8 cannot parse those URLs);
+* `fieldSelector=metadata.name=X` (or metadata.namespace) on lists and watches: the API's
+  routing watch selects its ConfigMap that way; any other field selector is a 400, never
+  silently ignored.
+
+The emulator remains for what the real control plane (control_plane.py) cannot be on a
+machine without its binaries: `make demo`'s fallback and the operator benchmark's
+100-rollout API server (kube_serve.py).
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import copy
 import datetime
 import secrets
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any, cast
 
 import aiohttp.web
@@ -79,6 +87,32 @@ def _object_key(request: kmock.Request) -> tuple[kmock.resource, str | None, str
 def meta_name(obj: dict[str, Any]) -> str | None:
     name: str | None = obj.get("metadata", {}).get("name")
     return name
+
+
+SELECTABLE_FIELDS = ("metadata.name", "metadata.namespace")
+
+
+def _field_selector(request: kmock.Request) -> dict[str, str]:
+    """`fieldSelector=metadata.name=a,metadata.namespace=b` as {field: value}; 400 otherwise."""
+    selector = (request.params or {}).get("fieldSelector") or ""
+    wanted: dict[str, str] = {}
+    for term in filter(None, selector.split(",")):
+        field, equals, value = term.partition("=")
+        field = field.rstrip("=")  # `a==b` means `a=b`
+        if not equals or field not in SELECTABLE_FIELDS or value.startswith("="):
+            raise kmock.KubernetesError(
+                status=400,
+                reason="BadRequest",
+                message=f"field selector {term!r}: the emulator selects only "
+                f"{' or '.join(SELECTABLE_FIELDS)} by equality",
+            )
+        wanted[field] = value.lstrip("=")
+    return wanted
+
+
+def _selected(obj: dict[str, Any], wanted: dict[str, str]) -> bool:
+    meta = obj.get("metadata") or {}
+    return all(meta.get(field.split(".")[1]) == value for field, value in wanted.items())
 
 
 def _invalid(message: str) -> kmock.KubernetesError:
@@ -269,7 +303,9 @@ class RealisticEmulator(kmock.KubernetesEmulator):
                 self.objects[key].patch({"metadata": {"resourceVersion": self.next_revision()}})
 
     async def _serve_list(self, request: kmock.Request) -> Any:
+        wanted = _field_selector(request)
         answer = dict(cast(dict[str, Any], await super()._serve_list(request)))
+        answer["items"] = [item for item in answer["items"] if _selected(item, wanted)]
         resource = request.resource
         if resource is not None:
             kind = self._info(resource).kind or (resource.plural or "").capitalize()
@@ -278,6 +314,12 @@ class RealisticEmulator(kmock.KubernetesEmulator):
             answer["items"] = [self._typed(dict(item), resource) for item in answer["items"]]
         answer["metadata"] = {"resourceVersion": str(self._revision)}
         return answer
+
+    async def _serve_watch(self, request: kmock.Request) -> AsyncIterator[Any]:
+        wanted = _field_selector(request)
+        async for event in super()._serve_watch(request):
+            if not isinstance(event, dict) or _selected(event.get("object") or {}, wanted):
+                yield event
 
     async def _serve_version(self, request: kmock.Request) -> Any:
         answer = dict(cast(dict[str, Any], await super()._serve_version(request)))

@@ -1,11 +1,16 @@
 """A Kubernetes API emulator served over real HTTP, for kopf, kubectl and the kubernetes client.
 
-There is no kube-apiserver and no Docker (so no kind) here, but the operator must
-be tested as a separate OS process talking HTTP to an API server. This serves
-kube_api.RealisticEmulator (kmock plus what real clients need) with kmock.Server
-in a background thread with its own event loop, so synchronous fixtures and the
-sandbox can start it, seed and read objects, declare custom resources, and hand
-other processes a kubeconfig.
+The tests and `make demo` run on a real kube-apiserver (control_plane.py) wherever
+hack/control-plane/build.sh has built it. This emulator stays for what that cannot cover:
+`make demo` on a machine without the binaries (a clean clone without Go), the operator
+benchmark's 100-rollout API server (kube_serve.py), which measures the operator and not
+an apiserver, and the routing benchmark. It has no admission, no RBAC, no controllers and
+loose watch semantics, so nothing that depends on those is tested against it.
+
+It serves kube_api.RealisticEmulator (kmock plus what real clients need) with kmock.Server
+in a background thread with its own event loop, so synchronous fixtures and the sandbox
+can start it, seed and read objects, declare custom resources, and hand other processes a
+kubeconfig.
 """
 
 from __future__ import annotations

@@ -18,9 +18,12 @@ import X` is the one import callers need.
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
+import sys
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -41,10 +44,13 @@ from ingestion_sandbox.servers.kube_emulator import KubeEmulator
 from ingestion_sandbox.servers.prometheus import PrometheusServer, wait_for_series
 
 __all__ = [
+    "DEV_SERVER_DYNAMIC_CONFIG",
+    "DEV_SERVER_SQLITE_PRAGMAS",
     "EmbeddingsServer",
     "FalkorDBServer",
     "KubeEmulator",
     "PrometheusServer",
+    "S3ProcessServer",
     "S3Server",
     "ServiceStartError",
     "ServiceUnavailable",
@@ -76,8 +82,21 @@ def test_server_path() -> str:
 test_server_path.__test__ = False  # type: ignore[attr-defined]  # not a pytest test
 
 
+#: The dev server's SQLite store as a user who keeps its data would run it: WAL journal,
+#: every commit still fsynced (README: Temporal server settings).
+DEV_SERVER_SQLITE_PRAGMAS: tuple[str, ...] = ("journal_mode=wal", "synchronous=full")
+#: Dynamic config for the dev server's single history shard (README: Temporal server
+#: settings). A production cluster polls each of its hundreds of shards at the default
+#: 20/s; with one shard, that default makes every task wait for the next poll under load.
+DEV_SERVER_DYNAMIC_CONFIG: Mapping[str, Any] = {
+    "history.transferProcessorMaxPollRPS": 1000,
+}
+
+
 class TemporalDevServer(ProcessService):
-    """`temporal server start-dev --headless` with a SQLite file in its own temp dir.
+    """`temporal server start-dev --headless` with a SQLite file in its own temp dir, run
+    with the store pragmas and dynamic config a user would set (the defaults above; pass
+    empty ones for the server's own defaults).
 
     Attributes: address ("127.0.0.1:P"), namespace ("default"), port, http_port, metrics_port.
     """
@@ -93,9 +112,13 @@ class TemporalDevServer(ProcessService):
         log_level: str = "warn",
         ready_timeout: float = 30.0,
         keep_dir: bool = False,
+        sqlite_pragmas: tuple[str, ...] = DEV_SERVER_SQLITE_PRAGMAS,
+        dynamic_config: Mapping[str, Any] = DEV_SERVER_DYNAMIC_CONFIG,
     ) -> None:
         super().__init__(ready_timeout=ready_timeout, keep_dir=keep_dir)
         self.binary = temporal_binary()
+        self.sqlite_pragmas = sqlite_pragmas
+        self.dynamic_config = dict(dynamic_config)
         self.port = port or free_port()
         self.http_port = http_port or free_port()
         self.metrics_port = metrics_port or free_port()
@@ -124,6 +147,10 @@ class TemporalDevServer(ProcessService):
         ]  # fmt: skip
         for namespace in self.extra_namespaces:
             cmd += ["--namespace", namespace]
+        for pragma in self.sqlite_pragmas:
+            cmd += ["--sqlite-pragma", pragma]
+        for key, value in self.dynamic_config.items():
+            cmd += ["--dynamic-config-value", f"{key}={json.dumps(value)}"]
         return cmd
 
     def is_ready(self) -> bool:
@@ -215,6 +242,33 @@ def bolt_handshake_ok(port: int, timeout: float = 0.5) -> bool:
         return False
 
 
+class S3ProcessServer(ProcessService):
+    """moto's S3 in a process of its own (`moto_server`), for benchmarks that measure each
+    process's CPU; its buckets live as long as the process. Same attributes as S3Server."""
+
+    name = "s3"
+    region = "us-east-1"
+
+    def __init__(self, port: int | None = None, ready_timeout: float = 15.0) -> None:
+        super().__init__(ready_timeout=ready_timeout)
+        self.binary = find_binary("moto_server", MOTO_HINT)
+        self.port = port or free_port()
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://{LOCALHOST}:{self.port}"
+
+    def command(self) -> list[str]:
+        return [sys.executable, self.binary, "-H", LOCALHOST, "-p", str(self.port)]
+
+    def is_ready(self) -> bool:
+        return port_open(self.port)
+
+    def client_kwargs(self) -> dict[str, str]:
+        """Keyword arguments for boto3.client("s3", **kwargs)."""
+        return s3_client_kwargs(self.endpoint_url, self.region)
+
+
 class S3Server(Service):
     """moto's S3 (and the other AWS APIs) in a thread of this process.
 
@@ -268,9 +322,14 @@ class S3Server(Service):
 
     def client_kwargs(self) -> dict[str, str]:
         """Keyword arguments for boto3.client("s3", **kwargs)."""
-        return {
-            "endpoint_url": self.endpoint_url,
-            "region_name": self.region,
-            "aws_access_key_id": "test",
-            "aws_secret_access_key": "test",
-        }
+        return s3_client_kwargs(self.endpoint_url, self.region)
+
+
+def s3_client_kwargs(endpoint_url: str, region: str) -> dict[str, str]:
+    """boto3 keyword arguments for a moto endpoint (any keys will do)."""
+    return {
+        "endpoint_url": endpoint_url,
+        "region_name": region,
+        "aws_access_key_id": "test",
+        "aws_secret_access_key": "test",
+    }

@@ -4,8 +4,9 @@ A private CollectorRegistry served by prometheus_client's own HTTP server stands
 for the router and the worker: it exports the contract metrics under their real
 names, and the test plants 100 Temporal documents (8 failed), Temporal latency 0.3 s
 against legacy 0.1 s, a backlog of 1500 and no DB connection errors. The default
-queries must then measure exactly that, and assess() must fail the first three
-rules and pass the fourth.
+queries must then measure exactly that, and assess() must fail the error rate and the
+backlog, pass the DB errors, and judge the 3x latency ratio by its floor: 0.2 s slower
+is within the default 0.5 s floor (a pass), and fails with a 0.1 s floor.
 
 Two things make the numbers exact:
 - increase()/rate() need a counter to *change* inside the window, so every series
@@ -17,6 +18,7 @@ Two things make the numbers exact:
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,8 +33,11 @@ from ingestion_operator.analysis import (
     Verdict,
     assess,
 )
+from ingestion_operator.analysis.evidence import step_evidence
+from ingestion_operator.analysis.sequential_judge import assess_sequential
 from ingestion_operator.metricproviders import PrometheusProvider, make_provider
 from ingestion_operator.metricproviders.prometheus_queries import default_queries
+from ingestion_operator.spec import AnalysisSpec
 from ingestion_sandbox.servers.common import free_port
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
@@ -130,6 +135,7 @@ def test_the_default_queries_measure_the_planted_mix(measured: dict[str, Measure
     assert measured["errorRate"].value == pytest.approx(0.08, rel=0.01)
     # histogram_quantile interpolates in the bucket: 0.299 / 0.0995
     assert measured["latencyRatio"].value == pytest.approx(3.0, rel=0.02)
+    assert measured["latencyDeltaSeconds"].value == pytest.approx(0.2, rel=0.02)
     assert measured["queueDepth"].value == 1500
     assert measured["dbConnectionErrorsPerMinute"].value == 0  # no series: `or vector(0)`
 
@@ -140,7 +146,7 @@ def test_assess_fails_the_breached_rules_and_passes_the_healthy_one(
     verdicts = {m.name: m.verdict for m in analysis.metrics}
     assert verdicts == {
         "errorRate": Verdict.FAIL,
-        "latencyRatio": Verdict.FAIL,
+        "latencyRatio": Verdict.PASS,  # 3x, but only 0.2 s slower: within the 0.5 s floor
         "queueDepth": Verdict.FAIL,
         "dbConnectionErrorsPerMinute": Verdict.PASS,
     }
@@ -148,6 +154,19 @@ def test_assess_fails_the_breached_rules_and_passes_the_healthy_one(
     failing = analysis.failing_metric()
     assert failing is not None and failing.message.startswith("errorRate 0.08")
     assert failing.message.endswith("> 0.05")
+    latency = next(m for m in analysis.metrics if m.name == "latencyRatio")
+    assert latency.message.startswith("latencyRatio 3")
+    assert "but only p99 +0.2" in latency.message and "<= 0.5s" in latency.message
+
+
+def test_a_lower_latency_floor_fails_the_same_slowdown(measured: dict[str, Measurement]) -> None:
+    thresholds = Thresholds.from_spec({"minLatencyDeltaSeconds": 0.1})
+    result = assess(measured, thresholds, min_sample_count=50, at=datetime.now(UTC))
+    latency = next(m for m in result.metrics if m.name == "latencyRatio")
+    assert latency.verdict == Verdict.FAIL
+    assert (
+        "and p99 +0.2" in latency.message and "> 0.1s (minLatencyDeltaSeconds)" in latency.message
+    )
 
 
 def test_result_shapes_other_than_one_series(scraped: Scraped) -> None:
@@ -192,6 +211,7 @@ def test_an_unreachable_prometheus_gives_errors_not_exceptions() -> None:
         "latencyRatio",
         "queueDepth",
         "dbConnectionErrorsPerMinute",
+        "latencyDeltaSeconds",
     }
     for measurement in measured.values():
         assert measurement.value is None
@@ -215,3 +235,32 @@ def test_one_batched_request_measures_what_one_request_per_query_measures(
         assert batched[name].value == pytest.approx(single[name].value, rel=0.01), name
     # sampleCount is an extrapolated increase(), which moves a little between requests
     assert batched["sampleCount"].value == pytest.approx(single["sampleCount"].value, rel=0.2)
+
+
+def test_the_evidence_queries_count_the_planted_mix_as_whole_numbers(scraped: Scraped) -> None:
+    # given the planted mix, counted over the last minute as a sequential judge's step would
+    provider = PrometheusProvider(scraped.url)
+    spec = AnalysisSpec(metric_labels={"job": scraped.job})
+    measured = provider.measure(provider.evidence_queries(spec, 60))
+    # then each count is whole, extrapolated at most as far as sampleCount is (see above)
+    found = step_evidence(measured)
+    assert 100 <= found.documents <= 125 and 8 <= found.failures <= 10
+    assert found.le == (*BUCKETS, math.inf)
+    at = {le: count for le, count in zip(found.le, found.temporal, strict=True)}
+    assert at[0.2] == 0 and at[0.3] == at[math.inf] == found.documents  # all at 0.3 s
+    legacy = dict(zip(found.le, found.legacy, strict=True))
+    assert legacy[0.05] == 0 and 100 <= legacy[0.1] == legacy[math.inf] <= 125
+    # and the sequential judge explains its verdicts from them
+    result = assess_sequential(
+        {**measured, **scraped_rules(scraped)}, Thresholds(), 0.01, datetime.now(UTC)
+    )
+    rate = next(m for m in result.metrics if m.name == "errorRate")
+    assert rate.evidence is not None and rate.evidence.documents == found.documents
+    assert (
+        rate.message.startswith("error rate 0.0")
+        and f"after {found.documents} documents" in rate.message
+    )
+
+
+def scraped_rules(scraped: Scraped) -> dict[str, Measurement]:
+    return PrometheusProvider(scraped.url).measure(scraped.queries)

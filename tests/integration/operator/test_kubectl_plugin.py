@@ -1,5 +1,6 @@
 """`kubectl ingestionrollout` as users run it: the real kubectl finds the plugin on PATH
-and the plugin steers a rollout the real operator is carrying out.
+and the plugin steers a rollout the real operator is carrying out, on the real API server
+(the user's kubeconfig is the control plane's admin one).
 """
 
 from __future__ import annotations
@@ -11,7 +12,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from conftest import GROUP, Cluster, OperatorProcess, Traffic, own_targets, poll, rollout_body
+from conftest import Traffic, own_targets
+from conftest import body as rollout_body
+from ingestion_contract.crd import GROUP
+from operator_harness import Cluster, OperatorProcess, poll
 
 BIN = str(Path(sys.executable).parent)  # where pip put kubectl-ingestionrollout
 
@@ -35,17 +39,17 @@ def plugin(
 
 def test_plugin_reads_and_steers_a_rollout(
     kubectl: str,
-    kubeconfig: Path,
     cluster: Cluster,
     operator: OperatorProcess,
     traffic: Traffic,
     prometheus: Any,
 ) -> None:
     # given a rollout holding each step for an hour
+    kubeconfig = cluster.plane.kubeconfig
     traffic.fail(False)
     name = f"plugin-{uuid.uuid4().hex[:6]}"
     cluster.create(
-        rollout_body(name, traffic, prometheus.url, **own_targets(cluster, name, stepDuration="1h"))
+        rollout_body(name, traffic, prometheus.url, **own_targets(cluster, stepDuration="1h"))
     )
     poll(lambda: cluster.status(name), lambda s: s.get("currentPercentage") == 10, "10%")
     # when listed, it shows in the printer columns
@@ -79,7 +83,7 @@ def test_plugin_reads_and_steers_a_rollout(
     assert not [key for key in annotations if key.startswith(GROUP)]
 
 
-def test_plugin_names_a_missing_rollout(kubectl: str, kubeconfig: Path, cluster: Cluster) -> None:
-    result = plugin(kubectl, kubeconfig, cluster, "promote", "no-such-rollout")
+def test_plugin_names_a_missing_rollout(kubectl: str, cluster: Cluster) -> None:
+    result = plugin(kubectl, cluster.plane.kubeconfig, cluster, "promote", "no-such-rollout")
     assert result.returncode == 1
     assert "ingestionrollout/no-such-rollout: not found" in result.stderr

@@ -133,7 +133,7 @@ def test_unreachable_neo4j_is_retryable_and_counted(make_settings: Any, s3: Any,
     # when writing; then the failure is retryable and the counter moved
     with pytest.raises(ApplicationError) as raised:
         run(IngestionActivities(pipeline).step("write_graph"), request)
-    assert raised.value.type == "GraphWriteError" and not raised.value.non_retryable
+    assert raised.value.type == "GraphUnavailableError" and not raised.value.non_retryable
     assert DB_CONNECTION_ERRORS.labels("neo4j")._value.get() > before
     pipeline.close()
 

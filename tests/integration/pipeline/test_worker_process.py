@@ -1,4 +1,6 @@
-"""The `ingestion-worker` process itself: metrics, a kill mid-workflow, graceful SIGTERM."""
+"""The `ingestion-worker` process itself: metrics, a kill mid-workflow, graceful SIGTERM.
+
+The crash and shutdown tests run in both workflow shapes (pipeline_shapes.py)."""
 
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from ingestion_worker.client import start_ingestion
 from ingestion_worker.models import IngestDocumentInput, IngestionStatus
 from ingestion_worker.settings import WorkerSettings
 from ingestion_worker.workflows import DocumentIngestionWorkflow
+from pipeline_shapes import both_shapes
 from sample_documents import text_document
 
 pytestmark = pytest.mark.asyncio
@@ -132,7 +135,9 @@ async def test_worker_exports_the_metric_contract(
     assert worker.stop(signal.SIGTERM) == 0
 
 
+@both_shapes
 async def test_worker_killed_mid_write_is_replaced_and_nothing_is_lost_or_duplicated(
+    shape: str,
     spawn: Any,
     settings: WorkerSettings,
     temporal_server: Any,
@@ -159,7 +164,9 @@ async def test_worker_killed_mid_write_is_replaced_and_nothing_is_lost_or_duplic
     assert stored["mentions"] == sorted((e.type, e.value, e.count) for e in result.entities)
 
 
+@both_shapes
 async def test_sigterm_lets_the_in_flight_activity_finish(
+    shape: str,
     spawn: Any,
     settings: WorkerSettings,
     temporal_server: Any,
@@ -171,15 +178,15 @@ async def test_sigterm_lets_the_in_flight_activity_finish(
     # given a worker in the middle of a 2-second write
     s3.put_object(Bucket=bucket, Key="g.txt", Body=text_document(3_000))
     worker = spawn(worker_env(settings, temporal_server.address, FAULT_DELAY_SECONDS=2))
-    handle = await start_ingestion(
-        temporal_client, IngestDocumentInput("g", "crm", key="g.txt"), settings.task_queue
+    handle = await start_ingestion(  # one id per shape: this test leaves its workflow open
+        temporal_client, IngestDocumentInput(f"g-{shape}", "crm", key="g.txt"), settings.task_queue
     )
     await reach_status(handle, IngestionStatus.EMBEDDINGS_GENERATED)
     # when it is asked to stop
     code = await asyncio.to_thread(worker.stop, signal.SIGTERM)
     # then it exits cleanly after the write landed in the graph
     assert code == 0
-    assert pipeline.graph.read_document("crm", "g") is not None
+    assert pipeline.graph.read_document("crm", f"g-{shape}") is not None
 
 
 async def test_backlog_counts_tasks_nobody_polls(temporal_client: Any):

@@ -1,4 +1,8 @@
-"""DocumentIngestionWorkflow on the real Temporal dev server, with real S3, Bolt and embeddings."""
+"""DocumentIngestionWorkflow on the real Temporal dev server, with real S3, Bolt and embeddings.
+
+Tests that take `shape` run in both workflow shapes (conftest.py): the inline group as one
+local activity, and the chain of activities.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,8 @@ import pytest
 from ingestion_worker.client import start_ingestion
 from ingestion_worker.models import IngestDocumentInput, IngestionStatus
 from ingestion_worker.workflows import DocumentIngestionWorkflow
+from pipeline_shapes import activity_attempts, both_shapes
 from sample_documents import FORMATS, pdf_document
-from temporalio.api.enums.v1 import EventType
 
 pytestmark = pytest.mark.asyncio
 
@@ -47,7 +51,8 @@ async def test_each_format_ingests_into_the_graph(worker: Any, s3: Any, bucket: 
     assert graph["mentions"] == sorted((e.type, e.value, e.count) for e in result.entities)
 
 
-async def test_missing_document_fails_fast_without_retries(worker: Any, bucket: str):
+@both_shapes
+async def test_missing_document_fails_fast_without_retries(worker: Any, bucket: str, shape: str):
     # given no object at the key; when ingested
     document_id = f"missing-{uuid.uuid4().hex[:6]}"
     handle = await start_ingestion(
@@ -60,12 +65,8 @@ async def test_missing_document_fails_fast_without_retries(worker: Any, bucket: 
     assert result.status == IngestionStatus.FAILED
     assert result.error_type == "DocumentNotFoundError"
     assert "nowhere.txt" in (result.error_message or "")
-    attempts = [
-        e.activity_task_started_event_attributes.attempt
-        async for e in handle.fetch_history_events()
-        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
-    ]
-    assert attempts == [1]
+    downloads = {"inline": ["run_inline_steps"], "chain": ["run_inline_steps", "download_document"]}
+    assert await activity_attempts(handle) == downloads[shape]
     assert worker.pipeline.graph.read_document("crm", document_id) is None
 
 
@@ -102,10 +103,14 @@ async def test_large_pdf_ingests_by_reference(worker: Any, s3: Any, bucket: str)
     async for event in handle.fetch_history_events():
         largest = max(largest, event.ByteSize())
     assert largest < 512 * 1024
+    # and, larger than the inline group takes, it ran as the chain of activities
+    attempts = await activity_attempts(handle)
+    assert attempts[:3] == ["run_inline_steps", "download_document", "parse_document"]
 
 
+@both_shapes
 @pytest.mark.worker_settings(fault_delay_seconds=1.0)
-async def test_status_query_follows_the_steps(worker: Any, s3: Any, bucket: str):
+async def test_status_query_follows_the_steps(worker: Any, s3: Any, bucket: str, shape: str):
     # given a slow write step, so the workflow lingers before completing
     put(s3, bucket, "slow.txt", FORMATS["txt"][1], "text/plain")
     handle = await start_ingestion(
@@ -130,9 +135,10 @@ async def test_status_query_follows_the_steps(worker: Any, s3: Any, bucket: str)
     assert [t.step for t in view.timings][:2] == ["download", "parse"]
 
 
+@both_shapes
 @pytest.mark.worker_settings(fault_failure_rate=1.0)
 async def test_an_injected_fault_fails_the_graph_write_once_and_writes_nothing(
-    worker: Any, s3: Any, bucket: str
+    worker: Any, s3: Any, bucket: str, shape: str
 ):
     # given a worker whose fault setting fails every graph write (the fault interceptor)
     put(s3, bucket, "f.txt", FORMATS["txt"][1], "text/plain")
@@ -141,13 +147,10 @@ async def test_an_injected_fault_fails_the_graph_write_once_and_writes_nothing(
     )
     # when the workflow runs
     result = await handle.result()
-    # then it fails with the injected error, the download and the write ran once each (the
-    # fault is not retried), and the graph holds nothing
+    # then it fails with the injected error, every activity ran once (the fault is not
+    # retried), and the graph holds nothing
     assert (result.status, result.error_type) == (IngestionStatus.FAILED, "InjectedFaultError")
-    attempts = [
-        e.activity_task_started_event_attributes.attempt
-        async for e in handle.fetch_history_events()
-        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
-    ]
-    assert attempts == [1, 1]
+    attempts = await activity_attempts(handle)
+    assert attempts[-1] == "write_graph"
+    assert len(attempts) == len(set(attempts)) == {"inline": 2, "chain": 6}[shape]
     assert worker.pipeline.graph.read_document("crm", "f") is None

@@ -1,16 +1,21 @@
-"""ConfigMapRoutingSource against the Kubernetes API emulator, over real HTTP.
+"""ConfigMapRoutingSource against a real kube-apiserver, with the chart's RBAC for the API.
 
-Each test owns a uniquely named ConfigMap in "default", so the watches of other
-tests see its events but filter them out, as replicas sharing a namespace would.
+Each test gets a namespace of its own on the session's control plane, holding the chart's
+routing ConfigMap name (ingestion-routing) and the chart's API ServiceAccount, Role and
+RoleBinding exactly as `helm template` renders them (templates/api-rbac.yaml). Every
+source (an "API replica") runs with a TokenRequest token of that ServiceAccount, so these
+tests also show that the routing watch needs nothing the chart does not grant: list and
+watch of this one ConfigMap, by name. The operator's side writes as admin.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import logging
 import threading
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
 from pathlib import Path
@@ -20,40 +25,50 @@ import kubernetes
 import pytest
 import yaml
 from ingestion_api.routing import RoutingConfig
-from ingestion_api.routing_source import ConfigMapRoutingSource
-from ingestion_sandbox.servers.services import KubeEmulator, free_port
+from ingestion_api.routing_source import ConfigMapRoutingSource, read_watch_event
+from ingestion_sandbox.servers.common import LOCALHOST, free_port
+from ingestion_sandbox.servers.control_plane import ControlPlane
 from prometheus_client import REGISTRY
 
-NAMESPACE = "default"
+REPO = Path(__file__).resolve().parents[3]
+CHART = REPO / "helm" / "apex-ingestion-rollout"
+NAME = "ingestion-routing"  # the chart's routing.configMapName
 KEY = "percentage"
-PROPAGATION_LIMIT_S = 1.0
+API_ACCOUNT = "ingestion-api"  # release "ingestion"
+PROPAGATION_WAIT_S = 5.0  # polled, never asserted as a speed (README and bench: < 1 s)
 
 type MakeSource = Callable[..., Awaitable[ConfigMapRoutingSource]]
 
 
 @pytest.fixture
-def core(kubeconfig: Path) -> kubernetes.client.CoreV1Api:
-    """The operator's side: a kubernetes client that writes the ConfigMap."""
-    client = kubernetes.config.new_client_from_config(config_file=str(kubeconfig))
+def api_kubeconfig(control_plane: ControlPlane, kube_namespace: str) -> Path:
+    """The chart's API RBAC (as rendered) in this namespace, and its ServiceAccount's token."""
+    rendered = control_plane.helm(
+        "template", "ingestion", str(CHART), "--namespace", kube_namespace,
+        "--show-only", "templates/api-rbac.yaml",
+    ).stdout  # fmt: skip
+    control_plane.kubectl("apply", "-f", "-", input=rendered)
+    return control_plane.kubeconfig_for_service_account(kube_namespace, API_ACCOUNT)
+
+
+@pytest.fixture
+def core(control_plane: ControlPlane) -> kubernetes.client.CoreV1Api:
+    """The operator's side: an admin client that writes the ConfigMap."""
+    client = kubernetes.config.new_client_from_config(config_file=str(control_plane.kubeconfig))
     return kubernetes.client.CoreV1Api(client)
 
 
 @pytest.fixture
-def name() -> str:
-    return f"routing-{uuid.uuid4().hex[:8]}"
-
-
-@pytest.fixture
-async def make_source(kubeconfig: Path, name: str) -> AsyncIterator[MakeSource]:
-    """Start sources (API replicas) on this test's ConfigMap; stop them all afterwards."""
+async def make_source(api_kubeconfig: Path, kube_namespace: str) -> AsyncIterator[MakeSource]:
+    """Start sources (API replicas) with the API's token; stop them all afterwards."""
     started: list[ConfigMapRoutingSource] = []
 
     async def make(**overrides: Any) -> ConfigMapRoutingSource:
         kwargs: dict[str, Any] = {
-            "namespace": NAMESPACE,
-            "name": name,
+            "namespace": kube_namespace,
+            "name": NAME,
             "key": KEY,
-            "kubeconfig": str(kubeconfig),
+            "kubeconfig": str(api_kubeconfig),
             "fallback": RoutingConfig(percentage=0),
         } | overrides
         source = ConfigMapRoutingSource(**kwargs)
@@ -69,26 +84,23 @@ async def make_source(kubeconfig: Path, name: str) -> AsyncIterator[MakeSource]:
     assert leftover == []
 
 
-def create_configmap(core: kubernetes.client.CoreV1Api, name: str, data: dict[str, str]) -> None:
-    meta = kubernetes.client.V1ObjectMeta(name=name, namespace=NAMESPACE)
-    body = kubernetes.client.V1ConfigMap(metadata=meta, data=data)
-    core.create_namespaced_config_map(NAMESPACE, body)
+def create_configmap(core: kubernetes.client.CoreV1Api, ns: str, data: dict[str, str]) -> None:
+    body = kubernetes.client.V1ConfigMap(metadata={"name": NAME}, data=data)
+    core.create_namespaced_config_map(ns, body)
 
 
-def patch_percentage(core: kubernetes.client.CoreV1Api, name: str, value: str) -> None:
-    core.patch_namespaced_config_map(name, NAMESPACE, {"data": {KEY: value}})
+def patch_percentage(core: kubernetes.client.CoreV1Api, ns: str, value: str) -> None:
+    core.patch_namespaced_config_map(NAME, ns, {"data": {KEY: value}})
 
 
-async def wait_for(condition: Callable[[], bool], within: float) -> float | None:
-    """Seconds until `condition()` held (polled every 10 ms), or None after `within` s."""
-    start = time.perf_counter()
-    while True:
-        elapsed = time.perf_counter() - start
-        if condition():
-            return elapsed
-        if elapsed > within:
-            return None
+async def wait_for(condition: Callable[[], bool], within: float = PROPAGATION_WAIT_S) -> bool:
+    """Whether `condition()` held within `within` seconds (polled every 10 ms)."""
+    deadline = time.monotonic() + within
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
         await asyncio.sleep(0.01)
+    return True
 
 
 def error_count(reason: str) -> float:
@@ -104,132 +116,120 @@ def all_at(replicas: list[ConfigMapRoutingSource], percentage: int) -> bool:
     return all(r.current.percentage == percentage for r in replicas)
 
 
-def late_config_for(port: int, path: Path) -> Path:
-    """A kubeconfig for http://127.0.0.1:port (nothing may be listening there yet)."""
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "c", "cluster": {"server": f"http://127.0.0.1:{port}"}}],
-        "users": [{"name": "u", "user": {}}],
-        "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
-        "current-context": "x",
-    }
-    path.write_text(yaml.safe_dump(config))
-    return path
+def messages(caplog: pytest.LogCaptureFixture, level: int) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno == level]
 
 
-async def test_two_replicas_follow_a_patch_within_one_second(
-    core: kubernetes.client.CoreV1Api, name: str, make_source: MakeSource
+async def test_two_replicas_follow_each_patch(
+    core: kubernetes.client.CoreV1Api, kube_namespace: str, make_source: MakeSource
 ) -> None:
-    # given two API replicas watching a ConfigMap at 10%
-    create_configmap(core, name, {KEY: "10"})
+    """Given two replicas watching the ConfigMap at 10% with the API's token, when the
+    operator patches the percentage three times, then both replicas follow each patch."""
+    create_configmap(core, kube_namespace, {KEY: "10"})
     replicas = [await make_source(), await make_source()]
     assert all(r.ready and r.current.percentage == 10 for r in replicas)
     for value in (25, 50, 100):
-        # when the operator patches the percentage
-        patch_percentage(core, name, str(value))
-        # then both replicas apply it within a second of the patch returning
-        elapsed = await wait_for(partial(all_at, replicas, value), PROPAGATION_LIMIT_S)
-        assert elapsed is not None, [r.current for r in replicas]
-        assert elapsed < PROPAGATION_LIMIT_S
+        patch_percentage(core, kube_namespace, str(value))
+        assert await wait_for(partial(all_at, replicas, value)), [r.current for r in replicas]
 
 
 async def test_malformed_values_keep_the_last_good_percentage(
     core: kubernetes.client.CoreV1Api,
-    name: str,
+    kube_namespace: str,
     make_source: MakeSource,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    # given a replica at 20%
-    create_configmap(core, name, {KEY: "20"})
+    """Given a replica at 20%, when the ConfigMap gets "abc" then "150", then each error is
+    counted once and logged with the value and the reason, the replica stays at 20%, and a
+    good value afterwards is applied again."""
+    create_configmap(core, kube_namespace, {KEY: "20"})
     source = await make_source()
     assert source.current.percentage == 20
     for bad, reason in (("abc", "not_an_integer"), ("150", "out_of_range")):
         before = error_count(reason)
-        # when the ConfigMap gets a malformed value
-        patch_percentage(core, name, bad)
-        # then the error is counted once and the replica stays at 20%
-        assert await wait_for(partial(counted_more_than, reason, before), 2.0) is not None
+        patch_percentage(core, kube_namespace, bad)
+        assert await wait_for(partial(counted_more_than, reason, before))
         await asyncio.sleep(0.2)
         assert error_count(reason) == before + 1
         assert source.current.percentage == 20
-        # and an ERROR names the value and the reason
-        errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+        errors = messages(caplog, logging.ERROR)
         assert any(repr(bad) in m and reason in m for m in errors), errors
-    # and a good value afterwards is applied again
-    patch_percentage(core, name, "30")
-    assert await wait_for(lambda: source.current.percentage == 30, PROPAGATION_LIMIT_S) is not None
+    patch_percentage(core, kube_namespace, "30")
+    assert await wait_for(lambda: source.current.percentage == 30)
 
 
 async def test_absent_configmap_means_fallback_until_created(
-    core: kubernetes.client.CoreV1Api, name: str, make_source: MakeSource
+    core: kubernetes.client.CoreV1Api, kube_namespace: str, make_source: MakeSource
 ) -> None:
-    # given no ConfigMap yet and a replica with a 5% fallback
+    """Given no ConfigMap yet and a replica with a 5% fallback, then it is ready and routes at
+    5%; when the operator creates the ConfigMap, then its config is applied and on_change
+    hears of it once."""
     changes: list[RoutingConfig] = []
     source = await make_source(fallback=RoutingConfig(percentage=5), on_change=changes.append)
-    # then it is ready (the API answered) and routes at the fallback
     assert source.ready
     assert source.current == RoutingConfig(percentage=5)
-    # when the operator creates the ConfigMap
-    create_configmap(core, name, {KEY: "40", "parallel": "true", "shadowSampleRate": "0.5"})
-    # then its config is applied within a second, and on_change hears of it
+    create_configmap(
+        core, kube_namespace, {KEY: "40", "parallel": "true", "shadowSampleRate": "0.5"}
+    )
     expected = RoutingConfig(percentage=40, parallel=True, shadow_sample_rate=0.5)
-    assert await wait_for(lambda: source.current == expected, PROPAGATION_LIMIT_S) is not None
+    assert await wait_for(lambda: source.current == expected)
     assert changes == [expected]
 
 
-async def test_deleted_configmap_keeps_the_last_config(
+async def test_deleted_configmap_keeps_the_last_config_and_says_so(
     core: kubernetes.client.CoreV1Api,
-    name: str,
+    kube_namespace: str,
     make_source: MakeSource,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    # given a replica at 35%
-    create_configmap(core, name, {KEY: "35"})
+    """Given a replica at 35%, when the ConfigMap is deleted, then the server's DELETED event
+    is logged as a warning and the replica stays at 35%; when it is re-created at 45%, then
+    45% applies."""
+    create_configmap(core, kube_namespace, {KEY: "35"})
     source = await make_source()
     assert source.current.percentage == 35
-    # when the ConfigMap is deleted
-    core.delete_namespaced_config_map(name, NAMESPACE)
-    # then the replica stays at 35% (the emulator, unlike an API server, may drop the
-    # DELETED event between two watches, so the warning itself is not awaited here)
-    await asyncio.sleep(1.0)
+    core.delete_namespaced_config_map(NAME, kube_namespace)
+    assert await wait_for(
+        lambda: any("was deleted" in m for m in messages(caplog, logging.WARNING))
+    )
     assert source.current.percentage == 35
-    # and a re-created ConfigMap is applied
-    create_configmap(core, name, {KEY: "45"})
-    assert await wait_for(lambda: source.current.percentage == 45, PROPAGATION_LIMIT_S) is not None
+    create_configmap(core, kube_namespace, {KEY: "45"})
+    assert await wait_for(lambda: source.current.percentage == 45)
 
 
-async def test_unreachable_api_leaves_the_source_unready_on_fallback(
-    tmp_path: Path, make_source: MakeSource
+async def test_other_configmaps_never_reach_the_replica(
+    core: kubernetes.client.CoreV1Api,
+    kube_namespace: str,
+    make_source: MakeSource,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    # given a kubeconfig pointing at a closed port
-    closed = late_config_for(free_port(), tmp_path / "kubeconfig")
-    # when a replica starts
-    source = await make_source(kubeconfig=str(closed), fallback=RoutingConfig(percentage=3))
-    await asyncio.sleep(0.5)  # a few background retries
-    # then it is not ready, routes at the fallback and says so
-    assert not source.ready
-    assert source.current == RoutingConfig(percentage=3)
-    assert "not ready" in source.describe()
-    # and stop() returns promptly
-    start = time.perf_counter()
-    await source.stop()
-    assert time.perf_counter() - start < 10.0  # promptly: well before any watch timeout
+    """Given a replica at 15%, when another ConfigMap in the namespace carries a malformed
+    value under the same key, then nothing is counted or logged (the server sends only the
+    selected ConfigMap), and a later patch of the routing ConfigMap still applies."""
+    create_configmap(core, kube_namespace, {KEY: "15"})
+    source = await make_source()
+    before = error_count("not_an_integer")
+    other = kubernetes.client.V1ConfigMap(metadata={"name": "unrelated"}, data={KEY: "junk"})
+    core.create_namespaced_config_map(kube_namespace, other)
+    core.patch_namespaced_config_map("unrelated", kube_namespace, {"data": {KEY: "more-junk"}})
+    patch_percentage(core, kube_namespace, "16")
+    assert await wait_for(lambda: source.current.percentage == 16)
+    assert error_count("not_an_integer") == before
+    assert not messages(caplog, logging.ERROR)
 
 
 async def test_gauge_and_update_counter_show_the_applied_value(
-    core: kubernetes.client.CoreV1Api, name: str, make_source: MakeSource
+    core: kubernetes.client.CoreV1Api, kube_namespace: str, make_source: MakeSource
 ) -> None:
-    # given a replica applying 33%
+    """Given a replica applying 33%, then the gauge shows 33 and one update was counted; when
+    the percentage changes to 66, then the gauge follows and two updates were counted."""
     updates_before = REGISTRY.get_sample_value("ingestion_routing_config_updates_total") or 0.0
-    create_configmap(core, name, {KEY: "33"})
+    create_configmap(core, kube_namespace, {KEY: "33"})
     source = await make_source()
-    # then the gauge shows 33 and one update was counted
     assert source.current.percentage == 33
     assert REGISTRY.get_sample_value("ingestion_rollout_percentage") == 33
-    # when the percentage changes
-    patch_percentage(core, name, "66")
-    assert await wait_for(lambda: source.current.percentage == 66, PROPAGATION_LIMIT_S) is not None
-    # then the gauge follows and each applied change was counted
+    patch_percentage(core, kube_namespace, "66")
+    assert await wait_for(lambda: source.current.percentage == 66)
     assert REGISTRY.get_sample_value("ingestion_rollout_percentage") == 66
     updates = REGISTRY.get_sample_value("ingestion_routing_config_updates_total")
     assert updates == updates_before + 2
@@ -237,49 +237,125 @@ async def test_gauge_and_update_counter_show_the_applied_value(
 
 async def test_kubectl_patch_is_picked_up(
     core: kubernetes.client.CoreV1Api,
-    name: str,
+    kube_namespace: str,
     make_source: MakeSource,
-    kubectl: str,
-    kubeconfig: Path,
+    control_plane: ControlPlane,
 ) -> None:
-    # given a replica at 10%
-    create_configmap(core, name, {KEY: "10"})
+    """Given a replica at 10%, when someone runs `kubectl patch --type merge`, then the
+    replica applies the new percentage."""
+    create_configmap(core, kube_namespace, {KEY: "10"})
     source = await make_source()
-    # when someone runs `kubectl patch --type merge`
-    patch = '{"data":{"percentage":"60"}}'
-    process = await asyncio.create_subprocess_exec(
-        kubectl, "--kubeconfig", str(kubeconfig), "-n", NAMESPACE,
-        "patch", "configmap", name, "--type", "merge", "-p", patch,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    patched = await asyncio.to_thread(
+        control_plane.kubectl,
+        "-n", kube_namespace, "patch", "configmap", NAME, "--type", "merge",
+        "-p", '{"data":{"percentage":"60"}}',
     )  # fmt: skip
-    out, err = await asyncio.wait_for(process.communicate(), 30)
-    assert process.returncode == 0, err.decode()
-    assert b"patched" in out
-    # then the replica applies it within a second
-    assert await wait_for(lambda: source.current.percentage == 60, PROPAGATION_LIMIT_S) is not None
+    assert "patched" in patched.stdout
+    assert await wait_for(lambda: source.current.percentage == 60)
+
+
+async def test_unreachable_api_leaves_the_source_unready_on_fallback(
+    tmp_path: Path, api_kubeconfig: Path, make_source: MakeSource
+) -> None:
+    """Given the API's kubeconfig pointed at a closed port, when a replica starts, then it is
+    not ready, routes at its fallback and says so; and stop() returns."""
+    closed = retarget(api_kubeconfig, free_port(), tmp_path / "closed.kubeconfig")
+    source = await make_source(kubeconfig=str(closed), fallback=RoutingConfig(percentage=3))
+    await asyncio.sleep(0.5)  # a few background retries
+    assert not source.ready
+    assert source.current == RoutingConfig(percentage=3)
+    assert "not ready" in source.describe()
+    await source.stop()
 
 
 async def test_source_recovers_when_the_api_comes_up_later(
-    tmp_path: Path, make_source: MakeSource, name: str, kube_emulator: KubeEmulator
+    core: kubernetes.client.CoreV1Api,
+    control_plane: ControlPlane,
+    kube_namespace: str,
+    api_kubeconfig: Path,
+    make_source: MakeSource,
+    tmp_path: Path,
 ) -> None:
-    # (kube_emulator is requested so the session's kmock server starts before this one:
-    # kmock's in-process servers must be stopped in the reverse order of their start.)
-    # given a replica started while nothing listens on the API port
+    """Given the ConfigMap at 70% and a replica whose API address answers nothing yet, when
+    that address starts forwarding to the API server, then the replica's retries reach it:
+    ready, and at 70% (its backoff is capped at 5 s)."""
+    create_configmap(core, kube_namespace, {KEY: "70"})
     port = free_port()
-    late_config = tmp_path / "kubeconfig"
-    source = await make_source(kubeconfig=str(late_config_for(port, late_config)))
+    late = retarget(api_kubeconfig, port, tmp_path / "late.kubeconfig")
+    source = await make_source(kubeconfig=str(late))
     assert not source.ready
-    # when an API server comes up there, holding the ConfigMap at 70%
-    with KubeEmulator(port=port) as late_api:
-        late_api.seed(
-            {
-                "apiVersion": "v1",
-                "kind": "ConfigMap",
-                "metadata": {"name": name, "namespace": NAMESPACE},
-                "data": {KEY: "70"},
-            }
-        )
-        # then the background retries reach it: ready, and at 70% (backoff is capped at 5 s)
-        assert await wait_for(lambda: source.ready, 8.0) is not None
-        assert await wait_for(lambda: source.current.percentage == 70, 1.0) is not None
+    async with tcp_forwarder(port, control_plane.port):
+        assert await wait_for(lambda: source.ready, 10.0)
+        assert await wait_for(lambda: source.current.percentage == 70)
         await source.stop()
+
+
+def retarget(kubeconfig: Path, port: int, target: Path) -> Path:
+    """A copy of `kubeconfig` whose server is https://127.0.0.1:port (same CA, same token)."""
+    config = yaml.safe_load(kubeconfig.read_text())
+    for cluster in config["clusters"]:
+        cluster["cluster"]["server"] = f"https://{LOCALHOST}:{port}"
+    target.write_text(yaml.safe_dump(config))
+    return target
+
+
+@contextlib.asynccontextmanager
+async def tcp_forwarder(port: int, upstream: int) -> AsyncIterator[None]:
+    """127.0.0.1:port relays raw TCP (TLS included) to 127.0.0.1:upstream while entered."""
+    relays: set[asyncio.Task[Any]] = set()
+
+    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        writer.close()
+
+    async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        relays.add(task)
+        up_reader, up_writer = await asyncio.open_connection(LOCALHOST, upstream)
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        for each in (writer, up_writer):
+            each.close()
+
+    server = await asyncio.start_server(relay, LOCALHOST, port)
+    try:
+        yield
+    finally:
+        server.close()
+        for task in relays:
+            task.cancel()
+        await asyncio.gather(*relays, return_exceptions=True)
+
+
+def test_the_servers_watch_events_read_as_the_source_expects(
+    core: kubernetes.client.CoreV1Api, kube_namespace: str, api_kubeconfig: Path
+) -> None:
+    """Given the routing ConfigMap, when the API's token watches it as the source does (by
+    name, bookmarks allowed, no resourceVersion), then the server sends the object (ADDED)
+    and BOOKMARKs that read_watch_event turns into later resourceVersions to resume from,
+    and nothing else: no other ConfigMap, no ERROR."""
+    create_configmap(core, kube_namespace, {KEY: "12"})
+    api = kubernetes.client.CoreV1Api(
+        kubernetes.config.new_client_from_config(config_file=str(api_kubeconfig))
+    )
+    response: Any = api.list_namespaced_config_map(
+        kube_namespace,
+        field_selector=f"metadata.name={NAME}",
+        watch=True,
+        allow_watch_bookmarks=True,
+        timeout_seconds=2,
+        _preload_content=False,
+    )
+    events = [read_watch_event(json.loads(line)) for line in response if line.strip()]
+    kinds = [kind for kind, _, _ in events]
+    # the server may add bookmarks of its own (periodically, and when it ends the watch)
+    assert kinds[0] == "ADDED" and set(kinds[1:]) == {"BOOKMARK"}, kinds
+    (_, added, _), *bookmarks = events
+    assert added["metadata"]["name"] == NAME and added["data"] == {KEY: "12"}
+    assert all("name" not in obj["metadata"] for _, obj, _ in bookmarks)  # versions only
+    versions = [int(version or 0) for _, _, version in events]
+    assert versions == sorted(versions) and versions[0] > 0
