@@ -35,13 +35,9 @@ def run(script: str, out: Path, *args: str) -> dict[str, Any]:
 def rows(
     pipeline: dict[str, Any], routing: dict[str, Any], operator: dict[str, Any]
 ) -> list[tuple[str, str]]:
-    legacy, temporal = pipeline["legacy"], pipeline["temporal"]
     detect, scale = operator["detection"], operator["scale"]
     return [
-        ("legacy path p50 / p99", f"{legacy['p50_ms']:.0f} / {legacy['p99_ms']:.0f} ms"),
-        ("Temporal path p50 / p99", f"{temporal['p50_ms']:.0f} / {temporal['p99_ms']:.0f} ms"),
-        ("Temporal / legacy p50, p99", _ratios(temporal, legacy)),
-        ("throughput legacy / Temporal", _throughput(legacy, temporal)),
+        *pipeline_rows(pipeline["summary"]["10 KB"]),
         ("routing decision", f"{routing['should_use_temporal(doc, 50)']:.0f} ns"),
         (
             "percentage propagation p50 / p99",
@@ -74,13 +70,29 @@ def judge_rows(judge: dict[str, Any]) -> list[tuple[str, str]]:
     ]
 
 
-def _ratios(temporal: dict[str, float], legacy: dict[str, float]) -> str:
-    p50 = temporal["p50_ms"] / legacy["p50_ms"]
-    return f"x{p50:.2f}, x{temporal['p99_ms'] / legacy['p99_ms']:.2f}"
+def pipeline_rows(ten_kb: dict[str, dict[str, list[float]]]) -> list[tuple[str, str]]:
+    """pipeline_bench.py's headline, 10 KB documents: medians over its runs [min-max]."""
 
+    def path(measure: str, column: str, unit: str = " ms") -> str:
+        median, low, high = ten_kb[measure][column]
+        return f"{median:.0f}{unit} [{low:.0f}-{high:.0f}]"
 
-def _throughput(legacy: dict[str, float], temporal: dict[str, float]) -> str:
-    return f"{legacy['docs_per_s']:.1f} / {temporal['docs_per_s']:.1f} docs/s"
+    def ratio(measure: str) -> str:
+        median, low, high = ten_kb[measure]["ratio"]
+        return f"x{median:.2f} [{low:.2f}-{high:.2f}]"
+
+    return [
+        *(
+            (
+                f"10 KB {p} p50 / p99",
+                f"{path('p50 ms one at a time', p)} / {path('p99 ms one at a time', p)}",
+            )
+            for p in ("legacy", "temporal")
+        ),
+        ("10 KB Temporal / legacy p50", ratio("p50 ms one at a time")),
+        ("10 KB Temporal / legacy p99", ratio("p99 ms one at a time")),
+        ("10 KB Temporal / legacy throughput", ratio("docs/s")),
+    ]
 
 
 def main() -> None:
@@ -91,7 +103,8 @@ def main() -> None:
     operator_args = ["--trials", "3", "--measure", "20"] if args.quick else []
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
-        pipeline = run("pipeline_bench.py", out / "p.json", "--documents", str(args.documents))
+        pipeline_args = ["--quick"] if args.quick else ["--documents", str(args.documents)]
+        pipeline = run("pipeline_bench.py", out / "p.json", *pipeline_args)
         routing = run("routing_bench.py", out / "r.json")
         operator = run("operator_bench.py", out / "o.json", *operator_args)
         judge_args = ["--buckets", "router", "--seq-interval", "5"]

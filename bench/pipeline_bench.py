@@ -45,6 +45,7 @@ from typing import Any
 
 import boto3
 from _stats import CpuMeter, percentile, settings_for, spread
+from ingestion_sandbox.servers.common import die_with_parent_hook
 from ingestion_sandbox.servers.services import FalkorDBServer, S3ProcessServer, TemporalDevServer
 from ingestion_worker.client import start_ingestion
 from ingestion_worker.legacy import ingest_legacy
@@ -213,6 +214,7 @@ def start_worker(settings: WorkerSettings) -> subprocess.Popen[bytes]:
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        preexec_fn=die_with_parent_hook(),  # never outlive an interrupted benchmark
     )
 
 

@@ -119,6 +119,11 @@ def test_prometheus_down_for_twice_a_step_promotes_only_after_a_full_healthy_ste
     resumes = [e["message"] for e in cluster.events(name) if e["reason"] == "Resumed"]
     assert resumes == ["analysis Pass again: resumed at 10%"]
     # and the outage was told once when it began and once when it ended, without queries
+    outage_told_once(log, metrics)
+
+
+def outage_told_once(log: str, metrics: str) -> None:
+    """One warning at the outage's start, one at its end, no query line, and a counter."""
     assert len(re.findall("metrics provider down", log)) == 1, log[-3000:]
     assert len(re.findall(r"answers again after [\d.]+ s", log)) == 1, log[-3000:]
     assert "/api/v1/query" not in log

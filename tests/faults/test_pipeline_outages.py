@@ -29,6 +29,7 @@ from ingestion_worker.pipeline import Pipeline, build_pipeline
 from ingestion_worker.settings import WorkerSettings
 from ingestion_worker.worker import build_worker
 from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(240)]
 
@@ -76,7 +77,12 @@ class Rig:
         if path == "legacy":
             seen = self.legacy_seen.get(document_id) or [""]
             return seen[-1] if seen[-1].startswith("retrying: ") else None
-        view = await ingestion_status(self.client, "crm", document_id)
+        try:
+            view = await ingestion_status(self.client, "crm", document_id)
+        except RPCError as exc:  # started in the background: it may not exist yet
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                return None
+            raise
         return view.retrying
 
 
@@ -100,7 +106,8 @@ async def rig(
     )
     client = await Client.connect(temporal_server.address)
     pipeline = build_pipeline(settings)
-    with ThreadPoolExecutor(16) as activities, ThreadPoolExecutor(16) as threads:
+    workers = settings.max_concurrent_activities
+    with ThreadPoolExecutor(workers) as activities, ThreadPoolExecutor(16) as threads:
         async with build_worker(client, settings, pipeline, activities):
             yield Rig(client, settings, pipeline, threads)
     pipeline.close()

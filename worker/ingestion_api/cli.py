@@ -1,8 +1,12 @@
 """`ingestion`: a thin command-line client for the ingestion API (stdlib only).
 
     ingestion [--api URL] [--token T] ingest SOURCE DOCUMENT_ID [--bucket B] [--key K] [--wait]
-    ingestion status SOURCE DOCUMENT_ID
+    ingestion status SOURCE DOCUMENT_ID [--wait] [--timeout SECONDS]
     ingestion batch SOURCE [--file F | DOCUMENT_ID ...]
+
+--wait asks the API to answer when the document finishes (GET ...?wait=30s, repeated
+until --timeout), so waiting costs one request per 30 s rather than a poll per tick; an
+API that restarts meanwhile (connection lost, 503) is asked again until the timeout.
 
 Exit codes: 0 success; 1 the document failed (or a batch item was refused);
 2 the request was refused (400, 401, other client errors); 3 unknown document (404
@@ -13,6 +17,7 @@ on status); 4 try again later (429, 503, other server errors, API unreachable, o
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import sys
@@ -27,6 +32,8 @@ DEFAULT_API = "http://localhost:8080"
 EXIT_OK, EXIT_FAILED, EXIT_REFUSED, EXIT_NOT_FOUND, EXIT_RETRY = 0, 1, 2, 3, 4
 _FINAL = {"completed", "failed"}
 _RETRYABLE_STATUS = {429, 502, 503, 504}
+#: One long-poll's length; the API caps it at its API_MAX_WAIT_SECONDS anyway.
+WAIT_SLICE_SECONDS = 30.0
 
 
 class ApiError(Exception):
@@ -64,7 +71,9 @@ class Client:
         self.token = token
         self.timeout = timeout
 
-    def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    def request(
+        self, method: str, path: str, body: Any = None, timeout: float | None = None
+    ) -> tuple[int, Any]:
         """Send one request; return (status, decoded JSON) or raise ApiError."""
         headers = {"Accept": "application/json"}
         data = None
@@ -75,12 +84,12 @@ class Client:
             headers["Authorization"] = f"Bearer {self.token}"
         request = urllib.request.Request(self.api + path, data, headers, method=method)
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            with urllib.request.urlopen(request, timeout=timeout or self.timeout) as response:
                 return response.status, _decode(response.read())
         except urllib.error.HTTPError as exc:
             raise _api_error(exc) from None
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+            reason = getattr(exc, "reason", exc)  # (HTTPException: the API died mid-answer)
             raise ApiError(0, f"cannot reach {self.api}: {reason}") from None
 
 
@@ -135,26 +144,51 @@ def cmd_ingest(client: Client, args: argparse.Namespace) -> int:
     return _wait(client, args.source, args.document_id, args.interval, args.timeout)
 
 
-def _wait(client: Client, source: str, document_id: str, interval: float, timeout: float) -> int:
-    """Poll GET status until completed (0) or failed (1); 4 when `timeout` passes."""
+def wait_for(
+    client: Client,
+    source: str,
+    document_id: str,
+    interval: float,
+    timeout: float,
+    *,
+    unknown_ends: bool = False,
+) -> dict[str, Any] | None:
+    """The document's status once it finished, or None after `timeout`; each unfinished
+    status it passes through is printed. Long-polls with ?wait=; a lost connection or a
+    5xx/429 (an API restarting) is asked again `interval` later, and so is a 404 (a document
+    just posted, not visible yet) unless `unknown_ends` (then the 404 is raised)."""
     deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
+    last, wait = None, 0.0  # the first read answers at once: the status is shown meanwhile
+    while (left := deadline - time.monotonic()) > 0:
+        path = _document_path(source, document_id) + (f"?wait={wait:.3f}s" if wait else "")
+        asked = time.monotonic()
         try:
-            _, view = client.request("GET", _document_path(source, document_id))
+            _, view = client.request("GET", path, timeout=wait + client.timeout)
         except ApiError as exc:
-            if exc.status != 404:  # just accepted: it can take a moment to become visible
+            retry = not unknown_ends if exc.status == 404 else exc.exit_code == EXIT_RETRY
+            if not retry:
                 raise
-            view = {"status": "unknown"}
+            view = {"status": "unknown" if exc.status == 404 else "unreachable"}
+        if view.get("status") in _FINAL:
+            return view
         if view.get("status") != last:
             last = view.get("status")
             print(f"status: {last}", flush=True)
-        if last in _FINAL:
-            _print_error(view)
-            return EXIT_OK if last == "completed" else EXIT_FAILED
-        time.sleep(interval)
-    print(f"error: {source}/{document_id} not finished after {timeout:g} s", file=sys.stderr)
-    return EXIT_RETRY
+        if wait and time.monotonic() - asked < wait / 2:  # answered early (API shutting down)
+            time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
+        wait = min(left, WAIT_SLICE_SECONDS)
+    return None
+
+
+def _wait(client: Client, source: str, document_id: str, interval: float, timeout: float) -> int:
+    """Wait until completed (0) or failed (1); 4 when `timeout` passes."""
+    view = wait_for(client, source, document_id, interval, timeout)
+    if view is None:
+        print(f"error: {source}/{document_id} not finished after {timeout:g} s", file=sys.stderr)
+        return EXIT_RETRY
+    print(f"status: {view.get('status')}")
+    _print_error(view)
+    return EXIT_OK if view.get("status") == "completed" else EXIT_FAILED
 
 
 def _print_error(view: dict[str, Any]) -> None:
@@ -164,18 +198,35 @@ def _print_error(view: dict[str, Any]) -> None:
 
 
 def cmd_status(client: Client, args: argparse.Namespace) -> int:
-    """GET one document's status: 0 unless it failed (1) or is unknown (3)."""
+    """One document's status (with --wait, once it finished): 0 unless it failed (1), is
+    unknown (3) or did not finish within --timeout (4)."""
+    key = (args.source, args.document_id)
     try:
-        _, view = client.request("GET", _document_path(args.source, args.document_id))
+        if args.wait:
+            found = wait_for(client, *key, args.interval, args.timeout, unknown_ends=True)
+        else:
+            _, found = client.request("GET", _document_path(*key))
     except ApiError as exc:
         if exc.status != 404:
             raise
         print(f"not found: {exc.message}", file=sys.stderr)
         return EXIT_NOT_FOUND
+    if found is None:
+        print(f"error: {'/'.join(key)} not finished after {args.timeout:g} s", file=sys.stderr)
+        return EXIT_RETRY
+    view: dict[str, Any] = found
+    _print_view(view)
+    return EXIT_FAILED if view.get("status") == "failed" else EXIT_OK
+
+
+def _print_view(view: dict[str, Any]) -> None:
     print(f"status: {view.get('status')}")
     print(f"path: {view.get('path')}")
+    print(f"step: {view.get('step') or '-'}")
+    timings = view.get("timings") or []
+    steps = ", ".join(f"{t.get('step')} {float(t.get('seconds', 0)):.3f} s" for t in timings)
+    print(f"timings: {steps or '-'}")
     print(f"error: {view.get('error_type') or '-'}: {view.get('error_message') or '-'}")
-    return EXIT_FAILED if view.get("status") == "failed" else EXIT_OK
 
 
 def read_batch_file(path: str, source: str) -> list[dict[str, str]]:
@@ -234,13 +285,12 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("document_id")
     ingest.add_argument("--bucket")
     ingest.add_argument("--key")
-    ingest.add_argument("--wait", action="store_true", help="poll until completed or failed")
-    ingest.add_argument("--interval", type=float, default=0.5, help="seconds between polls")
-    ingest.add_argument("--timeout", type=float, default=300.0, help="seconds to wait at most")
+    _wait_arguments(ingest)
     ingest.set_defaults(run=cmd_ingest)
     status = commands.add_parser("status", help="show one document's status")
     status.add_argument("source")
     status.add_argument("document_id")
+    _wait_arguments(status)
     status.set_defaults(run=cmd_status)
     batch = commands.add_parser("batch", help="submit many documents of one source")
     batch.add_argument("source")
@@ -249,6 +299,14 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("document_ids", nargs="*", default=[], metavar="DOCUMENT_ID")
     batch.set_defaults(run=cmd_batch)
     return parser
+
+
+def _wait_arguments(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--wait", action="store_true", help="until completed or failed")
+    command.add_argument(
+        "--interval", type=float, default=0.5, help="seconds before asking again after an error"
+    )
+    command.add_argument("--timeout", type=float, default=300.0, help="seconds to wait at most")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -276,15 +276,6 @@ def _status_operation(max_wait: float) -> dict[str, Any]:
 
 
 def _batch_status_operation(max_status_batch: int) -> dict[str, Any]:
-    item = {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["document_id", "source"],
-        "properties": {
-            "document_id": {"type": "string", "pattern": _DOCUMENT_ID.pattern},
-            "source": {"type": "string", "pattern": _SOURCE.pattern},
-        },
-    }
     batch = {
         "type": "object",
         "additionalProperties": False,
@@ -294,7 +285,10 @@ def _batch_status_operation(max_status_batch: int) -> dict[str, Any]:
                 "type": "array",
                 "minItems": 1,
                 "maxItems": max_status_batch,
-                "items": {**item, "description": "A wrong one is refused in its result."},
+                "items": {
+                    "description": "{source, document_id}; a wrong one is refused in its "
+                    "result, and the others are answered."
+                },
             }
         },
     }

@@ -112,6 +112,12 @@ class ApiSettings:
         "A closed workflow's record read from Temporal (a document another replica "
         "accepted) is reused for this long before Temporal is asked again.",
     )
+    status_queries_per_second: float = env_field(
+        "API_STATUS_QUERIES_PER_SECOND",
+        5.0,
+        "Most get_status queries this process sends a second, however many documents are "
+        "polled; past it a read gets the document's last answer (0: no bound).",
+    )
     status_max_calls: int = env_field(
         "API_STATUS_MAX_CALLS",
         8,

@@ -3,7 +3,8 @@
 `SharedReads` gives every concurrent read of the same key the answer of one fetch
 (single-flight) and keeps that answer for as long as its fetch said it stays true
 (an open workflow's query result for a fraction of a second, a closed workflow's record
-for longer), so N clients polling one document cost about one workflow query.
+for longer), so N clients polling one document cost about one workflow query. `Budget`
+bounds how many such fetches one process makes a second, whatever the number of documents.
 
 `Watches` is how a wait ends without polling: every `?wait=` on a document shares one
 future, resolved once by whoever learns that the document finished (the legacy run, the
@@ -50,11 +51,16 @@ class SharedReads:
             value, reuse = await fetch()
         finally:
             del self._flights[key]
-        if reuse > 0:
-            self._keep(key, value, self._clock() + reuse)
-        else:
+        if value is None:
             self._values.pop(key, None)
+        else:  # kept past its reuse time too, for `last`
+            self._keep(key, value, self._clock() + reuse)
         return value
+
+    def last(self, key: Hashable) -> Any:
+        """The key's last value, even past its reuse time (None: never fetched, or evicted)."""
+        kept = self._values.get(key)
+        return None if kept is None else kept[1]
 
     def put(self, key: Hashable, value: Any, reuse: float) -> None:
         """Keep a value learnt some other way (a long-poll that saw the workflow close)."""
@@ -71,6 +77,38 @@ class SharedReads:
             if len(self._values) >= self._max_entries:  # all still fresh: drop the oldest
                 del self._values[next(iter(self._values))]
         self._values[key] = (until, value)
+
+
+class Budget:
+    """At most `per_second` calls a second, in bursts of up to one second's worth (a token
+    bucket); 0 means no bound."""
+
+    def __init__(self, per_second: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.per_second = per_second
+        self._clock = clock
+        self._tokens = per_second
+        self._at = clock()
+
+    def _refill(self) -> None:
+        now = self._clock()
+        self._tokens = min(self.per_second, self._tokens + (now - self._at) * self.per_second)
+        self._at = now
+
+    def available(self) -> bool:
+        if self.per_second <= 0:
+            return True
+        self._refill()
+        return self._tokens >= 1
+
+    async def take(self) -> None:
+        """Spend one call, waiting for it when the bucket is empty."""
+        if self.per_second <= 0:
+            return
+        self._refill()
+        while self._tokens < 1:
+            await asyncio.sleep((1 - self._tokens) / self.per_second)
+            self._refill()
+        self._tokens -= 1
 
 
 class Watches:

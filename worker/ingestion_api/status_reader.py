@@ -8,7 +8,10 @@ Now each read takes the cheapest source that knows the answer:
 2. a finished document this replica accepted (either path): the journal's terminal record,
    written when the document ended (SQLite, microseconds; it survives a restart);
 3. a workflow this replica is following (it accepted it and awaits its result): the
-   `get_status` query, shared by every concurrent read and reused for `reuse_seconds`;
+   `get_status` query, shared by every concurrent read and reused for `reuse_seconds`; at
+   most `queries_per_second` queries a second leave this process, whatever the number of
+   documents polled: past that, a read gets the document's last answer (older than
+   `reuse_seconds`), or waits for its turn when there is none;
 4. any other document: Temporal's own record. DescribeWorkflowExecution says whether the
    workflow is open; a closed one's result comes from its close event (frontend calls
    only, no worker), reused for `record_reuse_seconds`; an open one is queried as in 3.
@@ -30,7 +33,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from ingestion_worker.client import ingestion_status
-from ingestion_worker.models import IngestDocumentResult, IngestionPath, workflow_id_for
+from ingestion_worker.models import (
+    IngestDocumentResult,
+    IngestionPath,
+    IngestionStatus,
+    workflow_id_for,
+)
 from temporalio.client import (
     Client,
     WorkflowContinuedAsNewError,
@@ -43,7 +51,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from ingestion_api.journal import Journal
 from ingestion_api.metrics import STATUS_READS, TEMPORAL_STATUS_CALLS
 from ingestion_api.settings import ApiSettings
-from ingestion_api.shared_reads import SharedReads, Watches
+from ingestion_api.shared_reads import Budget, SharedReads, Watches
 from ingestion_api.status_view import (
     LegacyProgress,
     StatusView,
@@ -57,6 +65,7 @@ log = logging.getLogger("ingestion_api")
 
 Key = tuple[str, str]  # (source, document_id)
 OPEN = "open"  # Temporal's record says the workflow runs: ask the workflow itself
+PENDING = StatusView(IngestionPath.TEMPORAL.value, IngestionStatus.PENDING.value)
 POLL_RETRY_SECONDS = 1.0
 
 
@@ -109,6 +118,8 @@ class ReadSettings:
     record_reuse_seconds: float = 10.0
     #: Status calls to Temporal in flight at once, per API process.
     max_calls: int = 8
+    #: Workflow queries a second, per API process (0: no bound).
+    queries_per_second: float = 5.0
 
     @classmethod
     def of(cls, api: ApiSettings) -> ReadSettings:
@@ -117,6 +128,7 @@ class ReadSettings:
             reuse_seconds=api.status_reuse_seconds,
             record_reuse_seconds=api.status_record_reuse_seconds,
             max_calls=api.status_max_calls,
+            queries_per_second=api.status_queries_per_second,
         )
 
 
@@ -135,16 +147,45 @@ class StatusReader:
         self._queries = SharedReads()
         self._records = SharedReads()
         self._slots = asyncio.Semaphore(settings.max_calls)
+        self._budget = Budget(settings.queries_per_second)
         self._watches = Watches()
 
     async def status(self, key: Key) -> StatusView | None:
         """The document's status now (None: unknown to this replica and to Temporal)."""
+        known = await self._known(key)
+        if isinstance(known, str):  # OPEN
+            return await self._query(key, accepted=self._live(key) is not None)
+        return known
+
+    async def wait(self, key: Key, seconds: float) -> StatusView | None:
+        """The status once the document finishes, or after `seconds` (its status then).
+        Waiting on an open workflow costs no query: only a wait that ends unfinished asks."""
+        if seconds <= 0 or self._watches.closed:
+            return await self.status(key)
+        finished = self._watches.watch(key)  # before the read: a finish in between counts
+        try:
+            known = await self._known(key)
+            if known is None or (isinstance(known, StatusView) and known.finished):
+                return known
+            if self._live(key) is None:  # nobody here follows it: one long-poll for all
+                self._watches.poll(key, lambda: self._until_closed(key))
+            if not finished.done():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(finished), seconds)
+            return await self.status(key)
+        finally:
+            self._watches.unwatch(key)
+
+    async def _known(self, key: Key) -> StatusView | str | None:
+        """What is known without asking a worker: a legacy run's progress, the journal's
+        terminal record, Temporal's record of a closed run; OPEN when only the workflow
+        knows; None when nobody knows the document."""
         live = self._live(key)
         if live is not None:
-            if live.progress is not None:
-                STATUS_READS.labels("progress").inc()
-                return live.progress.view()
-            return await self._query(key)
+            if live.progress is None:
+                return OPEN
+            STATUS_READS.labels("progress").inc()
+            return live.progress.view()
         record = self.journal.get(*key)
         if record is not None and (record.finished or record.path == IngestionPath.LEGACY):
             STATUS_READS.labels("journal").inc()
@@ -152,23 +193,6 @@ class StatusReader:
                 record.path, record.status, record.error_type, record.error_message, record.timings
             )
         return await self._temporal(key)
-
-    async def wait(self, key: Key, seconds: float) -> StatusView | None:
-        """The status once the document finishes, or after `seconds` (its status then)."""
-        if seconds <= 0 or self._watches.closed:
-            return await self.status(key)
-        finished = self._watches.watch(key)  # before the read: a finish in between counts
-        try:
-            view = await self.status(key)
-            if view is None or view.finished or finished.done():
-                return view
-            if self._live(key) is None:  # nobody here follows it: one long-poll for all
-                self._watches.poll(key, lambda: self._until_closed(key))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(finished), seconds)
-            return await self.status(key)
-        finally:
-            self._watches.unwatch(key)
 
     def finished(self, key: Key) -> None:
         """A document this replica ran has its result recorded: end its waits."""
@@ -187,22 +211,28 @@ class StatusReader:
             TEMPORAL_STATUS_CALLS.labels(name).inc()
             return await temporal_call(call, self.settings.timeout, not_found=True)
 
-    async def _query(self, key: Key) -> StatusView | None:
-        """The workflow's own answer, one query for every concurrent read of it."""
+    async def _query(self, key: Key, accepted: bool = False) -> StatusView | None:
+        """The workflow's own answer, one query for every concurrent read of it. A document
+        `accepted` here whose workflow Temporal does not know yet is being started: pending."""
 
         async def fetch() -> tuple[StatusView | None, float]:
+            await self._budget.take()
             try:
                 view = await self._call(ingestion_status(self.temporal, *key), "query")
-            except RPCError:  # NOT_FOUND: no such workflow
-                return None, self.settings.reuse_seconds
+            except RPCError:  # NOT_FOUND: no such workflow (yet)
+                return (PENDING, 0.0) if accepted else (None, self.settings.reuse_seconds)
             return from_query(view), self.settings.reuse_seconds
 
         STATUS_READS.labels("query").inc()
+        if not self._budget.available():  # past the budget: the last answer, if there is one
+            last: StatusView | None = self._queries.last(key)
+            if last is not None:
+                return last
         result: StatusView | None = await self._queries.get(key, fetch)
         return result
 
-    async def _temporal(self, key: Key) -> StatusView | None:
-        """Temporal's record of a workflow this replica does not follow."""
+    async def _temporal(self, key: Key) -> StatusView | str | None:
+        """Temporal's record of a workflow this replica does not follow (OPEN: it runs)."""
 
         async def fetch() -> tuple[StatusView | str | None, float]:
             handle = self.temporal.get_workflow_handle(workflow_id_for(*key))
@@ -215,12 +245,10 @@ class StatusReader:
             view = await self._closed(key, described.run_id)
             return view, self.settings.record_reuse_seconds if view != OPEN else 0.0
 
-        found = await self._records.get(key, fetch)
-        if found == OPEN:
-            return await self._query(key)
-        STATUS_READS.labels("temporal_record").inc()
-        record: StatusView | None = found
-        return record
+        found: StatusView | str | None = await self._records.get(key, fetch)
+        if found != OPEN:
+            STATUS_READS.labels("temporal_record").inc()
+        return found
 
     async def _closed(self, key: Key, run_id: str | None) -> StatusView | str:
         """A closed run's outcome, from its close event (no worker involved)."""

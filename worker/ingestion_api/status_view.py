@@ -198,5 +198,5 @@ def parse_wait(text: str, longest: float) -> float:
         raise ValueError(
             f"wait={text!r} is not a duration: a number of seconds, or with a unit (500ms, 30s, 1m)"
         )
-    seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(3)]
     return min(seconds, longest)

@@ -97,7 +97,9 @@ async def run(settings: WorkerSettings) -> None:
         refresher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await refresher
-    pipeline.close()
+    # The graph driver is not closed: the process exits next (exit_now), and the OS closing
+    # its sockets ends every Bolt session as well as a GOODBYE would, without poisoning
+    # FalkorDB's Bolt port (see GraphWriter.close).
 
 
 def main() -> None:

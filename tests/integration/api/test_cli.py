@@ -204,3 +204,35 @@ async def test_overload_exits_4_and_mentions_retry_after(
     assert run.code == 4, run
     assert "HTTP 429" in run.err and "retry after 7 s" in run.err
     assert (await cli(replica.url, "status", "crm", "held")).code == 0
+
+
+async def test_status_wait_answers_when_the_document_finishes(
+    start_api: Any, s3: Any, bucket: str
+) -> None:
+    """Given a legacy document held in its download, when `ingestion status --wait` runs
+    and the document is released a second later, then the CLI prints the finished status
+    with its steps and exits 0; with a 1 s --timeout on a held document it exits 4."""
+    document_id = f"cli-wait-{uuid.uuid4().hex[:8]}"
+    put_document(s3, bucket, document_id)
+    replica = await start_api(routing=routing(0))
+    gate = threading.Event()
+    replica.service.pipeline = GatedPipeline.around(replica.service.pipeline, gate)
+    try:
+        await replica.ingest(document_id, key=f"documents/crm/{document_id}")
+        timed_out = await cli(replica.url, "status", "crm", document_id, "--wait", "--timeout", "1")
+        waiting = asyncio.create_task(
+            cli(replica.url, "status", "crm", document_id, "--wait", "--timeout", "50")
+        )
+        await asyncio.sleep(1.0)
+        assert not waiting.done()
+        gate.set()
+        run = await waiting
+    finally:
+        gate.set()
+        await replica.service.drain()
+    assert timed_out.code == 4 and "not finished after 1 s" in timed_out.err, timed_out
+    assert run.code == 0, run
+    lines = run.out.rstrip().splitlines()
+    assert lines[0] == "status: downloading", run.out
+    assert lines[-5:-2] == ["status: completed", "path: legacy", "step: -"], run.out
+    assert lines[-2].startswith("timings: download ") and lines[-1] == "error: -: -"

@@ -104,6 +104,34 @@ def _cleanup(*blobs: Blob) -> CleanupInput:
     return CleanupInput(list(blobs))
 
 
+def test_the_inline_group_runs_every_step_for_a_small_document(pipeline: Any, s3: Any, bucket: str):
+    # given a 3 KB text, under the default INLINE_DOCUMENT_BYTES
+    s3.put_object(
+        Bucket=bucket, Key="documents/crm/s", Body=text_document(3_000), ContentType="text/plain"
+    )
+    # when the inline activity runs
+    result = run(IngestionActivities(pipeline).inline, document("s"))
+    # then it ran the four steps and returns what the graph write reads, and no more
+    assert result.completed == 4
+    assert [t.step for t in result.timings] == ["download", "parse", "extract_entities", "embed"]
+    assert result.state.chunks is not None and result.state.chunk_count >= 1
+    assert result.state.content is None and result.state.text is None
+    assert result.state.entities and result.spilled == []
+
+
+def test_the_inline_group_leaves_a_larger_document_to_the_chain(
+    make_settings: Any, shared_graph: Any, s3: Any, bucket: str
+):
+    # given a 3 KB text and a 1 KB INLINE_DOCUMENT_BYTES
+    settings = make_settings(inline_document_bytes=1_000)
+    pipeline = build_pipeline(settings, shared_graph.for_database(settings.neo4j_database))
+    s3.put_object(Bucket=bucket, Key="documents/crm/l", Body=text_document(3_000))
+    # when the inline activity runs; then it ran nothing and changed nothing
+    result = run(IngestionActivities(pipeline).inline, document("l"))
+    assert (result.completed, result.timings, result.spilled) == (0, [], [])
+    assert result.state == document("l")
+
+
 def test_unreachable_s3_is_transient_not_missing(make_settings: Any, shared_graph: Any):
     # given S3 on a port where nothing listens
     settings = make_settings(s3_endpoint_url=f"http://127.0.0.1:{free_port()}")

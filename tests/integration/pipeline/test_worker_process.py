@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ingestion_sandbox.servers.services import free_port
+from ingestion_sandbox.servers.services import FalkorDBServer, bolt_handshake_ok, free_port
 from ingestion_worker.backlog import task_queue_backlog
 from ingestion_worker.client import start_ingestion
 from ingestion_worker.models import IngestDocumentInput, IngestionStatus
@@ -187,6 +187,36 @@ async def test_sigterm_lets_the_in_flight_activity_finish(
     # then it exits cleanly after the write landed in the graph
     assert code == 0
     assert pipeline.graph.read_document("crm", f"g-{shape}") is not None
+
+
+async def test_a_stopped_worker_leaves_the_graph_db_answering(
+    spawn: Any,
+    settings: WorkerSettings,
+    temporal_server: Any,
+    temporal_client: Any,
+    s3: Any,
+    bucket: str,
+):
+    # given a worker that wrote four documents at once to a FalkorDB of this test's own
+    with FalkorDBServer() as graph:
+        env = worker_env(settings, temporal_server.address, NEO4J_URI=graph.bolt_uri)
+        worker = spawn(env)
+        s3.put_object(Bucket=bucket, Key="s.txt", Body=text_document(3_000))
+        handles = [
+            await start_ingestion(
+                temporal_client,
+                IngestDocumentInput(f"s{i}", "crm", key="s.txt"),
+                settings.task_queue,
+            )
+            for i in range(4)
+        ]
+        for handle in handles:
+            assert (await handle.result()).status == IngestionStatus.COMPLETED
+        # when it stops
+        assert await asyncio.to_thread(worker.stop, signal.SIGTERM) == 0
+        # then the next connections of other clients get their Bolt handshake: the worker
+        # sent no GOODBYE, each of which costs FalkorDB one later handshake (GraphWriter.close)
+        assert [bolt_handshake_ok(graph.bolt_port, timeout=2.0) for _ in range(8)] == [True] * 8
 
 
 async def test_backlog_counts_tasks_nobody_polls(temporal_client: Any):
