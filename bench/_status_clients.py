@@ -8,6 +8,9 @@ light enough that the API process, not the client, is what gets measured.
         CLIENTS pollers, each reading the status of a random in-flight document every
         INTERVAL seconds, as a dashboard would; stdin says which documents are in flight
         ("+id" / "-id" lines); at EOF prints {"reads", "errors", "seconds"}.
+    python bench/_status_clients.py wait HOST PORT SOURCE CLIENTS 0
+        The same clients waiting instead (GET ...?wait=30s on a random in-flight document,
+        then the next one).
 """
 
 from __future__ import annotations
@@ -61,8 +64,10 @@ async def hammer(host: str, port: int, path: str, clients: int, seconds: float) 
     return counts
 
 
-async def poll(host: str, port: int, source: str, clients: int, interval: float) -> dict[str, Any]:
-    """`clients` dashboards polling in-flight documents until stdin closes."""
+async def poll(
+    host: str, port: int, source: str, clients: int, interval: float, wait: bool = False
+) -> dict[str, Any]:
+    """`clients` dashboards polling (or waiting on) in-flight documents until stdin closes."""
     in_flight: list[str] = []
     counts = {"reads": 0, "errors": 0}
     done = asyncio.Event()
@@ -82,12 +87,14 @@ async def poll(host: str, port: int, source: str, clients: int, interval: float)
         connection = await Connection.open(host, port)
         await asyncio.sleep(random.random() * interval)  # not all in step
         while not done.is_set():
-            if in_flight:
-                status, _ = await connection.get(
-                    f"/v1/documents/{source}/{random.choice(in_flight)}"
-                )
-                counts["reads" if status == 200 else "errors"] += 1
-            await asyncio.sleep(interval)
+            if not in_flight:
+                await asyncio.sleep(0.05)
+                continue
+            path = f"/v1/documents/{source}/{random.choice(in_flight)}"
+            status, _ = await connection.get(path + ("?wait=30s" if wait else ""))
+            counts["reads" if status == 200 else "errors"] += 1
+            if not wait:
+                await asyncio.sleep(interval)
         connection.close()
 
     await asyncio.gather(listen(), *(poller() for _ in range(clients)))
@@ -99,7 +106,8 @@ def main(argv: list[str]) -> None:
     if mode == "hammer":
         result = asyncio.run(hammer(host, port, argv[3], int(argv[4]), float(argv[5])))
     else:
-        result = asyncio.run(poll(host, port, argv[3], int(argv[4]), float(argv[5])))
+        clients, interval = int(argv[4]), float(argv[5])
+        result = asyncio.run(poll(host, port, argv[3], clients, interval, mode == "wait"))
     print(json.dumps(result), flush=True)
 
 

@@ -2,8 +2,9 @@
 
 Runs bench/pipeline_bench.py (Temporal vs legacy on the same documents),
 bench/routing_bench.py (routing decision, percentage propagation),
-bench/operator_bench.py (rollback detection, operator cost with 100 rollouts) and
-bench/judge_bench.py (threshold vs sequential judge, simulated) one after another,
+bench/operator_bench.py (rollback detection, operator cost with 100 rollouts),
+bench/judge_bench.py (threshold vs sequential judge, simulated), bench/status_bench.py
+(status reads) and bench/replay_bench.py (a week of what-if replay) one after another,
 each in its own process so they do not share cores or state, then
 prints their headline numbers side by side. Each benchmark's own output is shown
 as it runs; the table comes last.
@@ -110,7 +111,13 @@ def main() -> None:
         judge_args = ["--buckets", "router", "--seq-interval", "5"]
         judge_args += ["--quick"] if args.quick else ["--runs", "500"]
         judge = run("judge_bench.py", out / "j.json", *judge_args)
+        run("status_bench.py", out / "s.json", *(["--rounds", "2"] if args.quick else []))
     table = rows(pipeline, routing, operator) + judge_rows(judge)
+    table += run(
+        "replay_bench.py",
+        Path(tempfile.gettempdir()) / "replay_bench.json",
+        *(["--days", "1", "--runs", "1"] if args.quick else []),
+    )["rows"]
     width = max(len(name) for name, _ in table)
     print(f"\n{'measure':<{width}}  result")
     for name, value in table:

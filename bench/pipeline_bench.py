@@ -5,10 +5,10 @@ Each run starts its own servers: the Temporal dev server (with the settings READ
 own, and one worker process. Then, for text documents of 2 KB, 10 KB and 1 MB:
 
 1. latency one document at a time, the two paths alternating;
-2. throughput with 16 documents in flight, one path at a time, and the CPU seconds per
-   document of each process (/proc): the bench process (it runs the legacy path, as the
-   API process would, and the Temporal client), the worker, the Temporal server, the graph
-   DB and S3;
+2. throughput with 16 documents in flight, one path at a time (each in two halves,
+   legacy-temporal-temporal-legacy), and the CPU seconds per document of each process
+   (/proc): the bench process (it runs the legacy path, as the API process would, and the
+   Temporal client), the worker, the Temporal server, the graph DB and S3;
 3. latency under load: one path probed one document at a time while the other path runs
    16 in flight (as during a rollout, where each path shares the machine with the other).
 
@@ -83,8 +83,8 @@ class Plan:
     def for_size(cls, size: int, documents: int, lanes: int) -> Plan:
         if size < 100_000:
             return cls(documents, documents, documents, lanes)
-        few = max(2, documents // 30)  # 1 MB: 3 of each for the default 100
-        return cls(few, 2 * few + 2, few, min(lanes, 4))
+        few = max(2, documents // 50)  # 1 MB: 2 of each for the default 100
+        return cls(few, 2 * few, few, min(lanes, 4))
 
 
 @dataclass
@@ -130,15 +130,27 @@ async def in_flight(rig: Rig, path: str, size: str, ids: range, lanes: int) -> f
     return len(ids) / (time.perf_counter() - started)
 
 
-async def throughput(rig: Rig, path: str, size: str, count: int, lanes: int) -> Figures:
-    """Documents per second and CPU seconds per document of each process, for `path`."""
-    meter = CpuMeter(rig.pids)
-    meter.start()
-    rate = await in_flight(rig, path, size, range(10_000, 10_000 + count), lanes)
-    cpu = meter.stop()
-    figures: Figures = {"docs/s": {path: rate}}
-    for process, seconds in cpu.items():
-        figures[f"CPU ms/doc {process}"] = {path: seconds / count * 1e3}
+async def throughput(rig: Rig, size: str, count: int, lanes: int) -> Figures:
+    """Documents per second with `lanes` in flight, and CPU seconds per document of each
+    process, per path. Each path runs two halves of `count`, in the order legacy,
+    temporal, temporal, legacy, so that a load the machine's other users add or remove
+    meanwhile weighs on both paths alike."""
+    seconds = dict.fromkeys(PATHS, 0.0)
+    cpu: dict[str, dict[str, float]] = {path: {} for path in PATHS}
+    halves = (count // 2, count - count // 2)
+    for turn, path in enumerate(("legacy", "temporal", "temporal", "legacy")):
+        half = halves[turn // 2]
+        first = 10_000 + turn * count
+        meter = CpuMeter(rig.pids)
+        meter.start()
+        started = time.perf_counter()
+        await in_flight(rig, path, size, range(first, first + half), lanes)
+        seconds[path] += time.perf_counter() - started
+        for process, used in meter.stop().items():
+            cpu[path][process] = cpu[path].get(process, 0.0) + used
+    figures: Figures = {"docs/s": {path: count / seconds[path] for path in PATHS}}
+    for process in rig.pids:
+        figures[f"CPU ms/doc {process}"] = {p: cpu[p][process] / count * 1e3 for p in PATHS}
     return figures
 
 
@@ -172,10 +184,7 @@ async def measure_size(rig: Rig, size: str, plan: Plan) -> Figures:
     for name, latencies in (("one at a time", alone), ("under load", loaded)):
         for label, q in (("p50", 0.5), ("p99", 0.99)):
             figures[f"{label} ms {name}"] = {p: percentile(latencies[p], q) * 1e3 for p in PATHS}
-    for path in PATHS:
-        tput = await throughput(rig, path, size, plan.throughput, plan.lanes)
-        for measure, values in tput.items():
-            figures.setdefault(measure, {}).update(values)
+    figures |= await throughput(rig, size, plan.throughput, plan.lanes)
     for values in figures.values():
         values["ratio"] = values["temporal"] / values["legacy"] if values["legacy"] else 0.0
     return figures
@@ -278,9 +287,15 @@ async def one_run(run: int, args: argparse.Namespace) -> dict[str, Figures]:
                     continue
                 plan = Plan.for_size(length, args.documents, args.concurrency)
                 results[size] = await measure_size(rig, size, plan)
-                print(f"run {run + 1}: {size} done", flush=True)
+                print(f"run {run + 1}, {size}: {headline(results[size])}", flush=True)
         legacy.close()
     return results
+
+
+def headline(figures: Figures) -> str:
+    """One run's Temporal/legacy ratios for one size, as it ends (the summary comes last)."""
+    shown = ("p50 ms one at a time", "p99 ms one at a time", "docs/s", "p50 ms under load")
+    return ", ".join(f"{m} x{figures[m]['ratio']:.2f}" for m in shown)
 
 
 def summarize(runs: list[dict[str, Figures]]) -> dict[str, dict[str, dict[str, list[float]]]]:

@@ -3,8 +3,9 @@ answers, how fast `?wait=` hears a completion, and whether polling slows ingesti
 
 Starts the Temporal dev server, FalkorDB (Bolt), moto S3 (own process), one worker process
 and one `ingestion-api` process (`python -m ingestion_api.main`, journal on disk) routing
-50%: each document's path is picked by its id's hash. Every client is a process of its own
-(bench/_status_clients.py), so the API process is what is measured.
+50%: each document's path is picked by its id's hash (bench/_status_system.py). Every
+client is a process of its own (bench/_status_clients.py), so the API process is what is
+measured.
 
 1. Finished document, reads/s with 1 and 16 clients: legacy (the journal), Temporal accepted
    by this API (the journal), Temporal started elsewhere (Temporal's record: describe and
@@ -16,13 +17,15 @@ and one `ingestion-api` process (`python -m ingestion_api.main`, journal on disk
 3. `?wait=` latency: from completion (legacy: the journal's finished_at; Temporal: the
    workflow's close time) to the waiting client having the answer.
 4. Temporal-path ingestion, 16 documents in flight (POST, then one ?wait= each), alone and
-   with 100 clients polling in-flight documents every 250 ms, alternated over `--rounds`:
-   p50/p99 latency, documents/s, the task-queue backlog (DescribeTaskQueue every 0.2 s)
-   and the workflow queries the polling caused.
+   with 100 clients polling in-flight documents every 250 ms (plain GETs, as a dashboard
+   would), alternated over `--rounds`: p50/p99 latency, documents/s, the task-queue backlog
+   (DescribeTaskQueue every 0.2 s), the workflow queries the polling caused, the CPU each
+   process spent per document, and the polled/alone ratios of each round (the machine's
+   load drifts, so rounds are compared pairwise).
 
 Never a test: it prints numbers.
 
-    .venv/bin/python bench/status_bench.py [--seconds 5] [--documents 60] [--rounds 2]
+    .venv/bin/python bench/status_bench.py [--seconds 5] [--documents 40] [--rounds 4]
         [--waits 20] [--only finished,in_flight,wait,ingestion] [--json FILE]
 """
 
@@ -32,125 +35,27 @@ import argparse
 import asyncio
 import contextlib
 import json
-import logging
 import os
 import signal
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-import boto3
-from _stats import CpuMeter, percentile, settings_for
-from ingestion_api.routing import should_use_temporal
-from ingestion_sandbox.servers.services import (
-    FalkorDBServer,
-    S3ProcessServer,
-    TemporalDevServer,
-    free_port,
-)
+from _stats import CpuMeter, percentile, spread
+from _status_system import FINAL, SOURCE, System, client_process, running
 from ingestion_worker.backlog import task_queue_backlog
 from ingestion_worker.client import ingestion_status, start_ingestion
 from ingestion_worker.models import IngestDocumentInput, workflow_id_for
-from ingestion_worker.settings import WorkerSettings
-from temporalio.client import Client
+from temporalio.service import RPCError
 
-HERE = Path(__file__).resolve().parent
-SOURCE = "bench"
-PERCENTAGE = 50
-BODY = (b"Invoice INV-2024-0001 for order ORD-12345 sent to jane@example.com. " * 30)[:2000]
-FINAL = ("completed", "failed")
 IN_FLIGHT = 16
 POLLERS, POLL_INTERVAL = 100, 0.25
 PARTS = ("finished", "in_flight", "wait", "ingestion")
-
-
-@dataclass
-class System:
-    """The running servers and processes."""
-
-    settings: WorkerSettings
-    temporal: Client
-    url: str
-    api_pid: int
-    graph_pid: int
-    #: Every server and process of the system, for CPU per document.
-    pids: dict[str, int]
-    journal: Path
-    http: aiohttp.ClientSession
-    made: dict[str, int] = field(default_factory=dict)
-
-    def ids(self, path: str, n: int, prefix: str) -> list[str]:
-        """`n` new document ids that take `path` at PERCENTAGE, uploaded to S3."""
-        found: list[str] = []
-        while len(found) < n:
-            count = self.made[prefix] = self.made.get(prefix, 0) + 1
-            document_id = f"{prefix}-{count}"
-            temporal = should_use_temporal(document_id, PERCENTAGE)
-            if (path == "temporal") == temporal:
-                found.append(document_id)
-        s3 = boto3.client("s3", endpoint_url=self.settings.s3_endpoint_url, region_name="us-east-1")
-        for document_id in found:
-            key = f"{self.settings.documents_prefix}/{SOURCE}/{document_id}"
-            s3.put_object(
-                Bucket=self.settings.documents_bucket, Key=key, Body=BODY, ContentType="text/plain"
-            )
-        return found
-
-    def status_url(self, document_id: str, wait: str = "") -> str:
-        return f"{self.url}/v1/documents/{SOURCE}/{document_id}" + (f"?wait={wait}" if wait else "")
-
-    async def post(self, document_id: str) -> None:
-        body = {"document_id": document_id, "source": SOURCE}
-        async with self.http.post(f"{self.url}/v1/documents", json=body) as response:
-            if response.status != 202:
-                raise RuntimeError(f"{document_id}: {response.status} {await response.text()}")
-
-    async def status(self, document_id: str, wait: str = "") -> dict[str, Any]:
-        async with self.http.get(self.status_url(document_id, wait)) as response:
-            body: dict[str, Any] = await response.json()
-            if response.status != 200:
-                raise RuntimeError(f"{document_id}: {response.status} {body}")
-            return body
-
-    async def ingest(self, document_id: str) -> float:
-        """Seconds from POST to the finished status (one ?wait= long-poll)."""
-        started = time.perf_counter()
-        await self.post(document_id)
-        while (view := await self.status(document_id, "60s"))["status"] not in FINAL:
-            pass
-        if view["status"] != "completed":
-            raise RuntimeError(f"{document_id} failed: {view}")
-        return time.perf_counter() - started
-
-    async def calls(self, call: str) -> float:
-        """The API's ingestion_temporal_status_calls_total{call=...}."""
-        async with self.http.get(f"{self.url}/metrics") as response:
-            text = await response.text()
-        prefix = f'ingestion_temporal_status_calls_total{{call="{call}"}} '
-        lines = [line for line in text.splitlines() if line.startswith(prefix)]
-        return float(lines[0].removeprefix(prefix)) if lines else 0.0
-
-
-def environment(settings: WorkerSettings, **extra: str) -> dict[str, str]:
-    env = dict(os.environ)
-    for f in fields(settings):
-        value = getattr(settings, f.name)
-        if value is not None:
-            env[f.metadata["env"]] = str(value).lower() if isinstance(value, bool) else str(value)
-    return env | extra
-
-
-def client_process(*args: str) -> subprocess.Popen[str]:
-    command = [sys.executable, str(HERE / "_status_clients.py"), *args]
-    return subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
 
 async def reads_per_second(
@@ -176,18 +81,22 @@ async def reads_per_second(
     }
 
 
-async def direct_queries(system: System, document_id: str, clients: int, seconds: float) -> float:
-    """What a read cost before: one get_status query each (queries/s)."""
-    deadline, count = time.monotonic() + seconds, 0
+async def direct_queries(
+    system: System, document_id: str, clients: int, seconds: float
+) -> dict[str, float]:
+    """What a read cost before: one get_status query each (answers/s; timed-out queries)."""
+    deadline, counts = time.monotonic() + seconds, {"reads": 0, "errors": 0}
 
     async def loop() -> None:
-        nonlocal count
         while time.monotonic() < deadline:
-            await ingestion_status(system.temporal, SOURCE, document_id)
-            count += 1
+            try:
+                await ingestion_status(system.temporal, SOURCE, document_id)
+                counts["reads"] += 1
+            except RPCError:  # the server gave up waiting for a worker to answer
+                counts["errors"] += 1
 
     await asyncio.gather(*(loop() for _ in range(clients)))
-    return count / seconds
+    return {"reads_per_s": counts["reads"] / seconds, "errors": counts["errors"]}
 
 
 async def finished_reads(system: System, seconds: float) -> dict[str, Any]:
@@ -208,8 +117,8 @@ async def finished_reads(system: System, seconds: float) -> dict[str, Any]:
                 system, document_id, clients, seconds
             )
     for clients in (1, 16):
-        rate = await direct_queries(system, elsewhere, clients, seconds)
-        results[f"before: a query per read, {clients}"] = {"reads_per_s": rate}
+        before = await direct_queries(system, elsewhere, clients, seconds)
+        results[f"before: a query per read, {clients}"] = before
     return results
 
 
@@ -326,8 +235,7 @@ async def closed_loop(
     async def lane() -> None:
         while queue:
             document_id = queue.pop()
-            tell(f"+{document_id}")
-            phase.latencies.append(await system.ingest(document_id))
+            phase.latencies.append(await system.ingest(document_id, lambda d: tell(f"+{d}")))
             tell(f"-{document_id}")
 
     stop, meter = asyncio.Event(), CpuMeter(pids)
@@ -343,114 +251,71 @@ async def closed_loop(
     return phase
 
 
-async def polled(system: System, ids: list[str]) -> Phase:
-    """The closed loop while POLLERS clients poll its in-flight documents."""
+async def with_clients(system: System, ids: list[str], mode: str) -> Phase:
+    """The closed loop while POLLERS clients poll ("poll") or wait on ("wait") its
+    in-flight documents."""
     host, port = system.url.removeprefix("http://").split(":")
-    pollers = client_process("poll", host, port, SOURCE, str(POLLERS), str(POLL_INTERVAL))
-    assert pollers.stdin is not None
+    interval = str(POLL_INTERVAL if mode == "poll" else 0)
+    clients = client_process(mode, host, port, SOURCE, str(POLLERS), interval)
+    assert clients.stdin is not None
 
-    def tell(line: str, stdin: Any = pollers.stdin) -> None:
+    def tell(line: str, stdin: Any = clients.stdin) -> None:
         stdin.write(line + "\n")
         stdin.flush()
 
-    await asyncio.sleep(1.0)  # every poller connected
-    phase = await closed_loop(system, ids, tell, {**system.pids, "pollers": pollers.pid})
-    out, _ = await asyncio.to_thread(pollers.communicate)
+    await asyncio.sleep(1.0)  # every client connected
+    phase = await closed_loop(system, ids, tell, {**system.pids, "clients": clients.pid})
+    out, _ = await asyncio.to_thread(clients.communicate)
     phase.polls = json.loads(out)["reads"]
     return phase
 
 
+#: Phase name -> what its extra clients do (None: no extra clients).
+MODES = {
+    "alone": None,
+    f"{POLLERS} clients polling every {POLL_INTERVAL:g} s": "poll",
+    f"{POLLERS} clients waiting (?wait=30s)": "wait",
+}
+
+
 async def ingestion_with_pollers(system: System, documents: int, rounds: int) -> dict[str, Any]:
-    """Temporal-path ingestion alone and with POLLERS polling clients, alternated."""
-    alone, with_pollers = Phase(), Phase()
+    """Temporal-path ingestion alone, with POLLERS polling clients and with POLLERS waiting
+    clients; each round runs the three in a rotated order, so a drifting machine load
+    spreads evenly, and is compared within itself."""
+    totals = {name: Phase() for name in MODES}
+    ratios: dict[str, list[float]] = {}
     warm = system.ids("temporal", IN_FLIGHT, "warm")
     await closed_loop(system, warm, lambda _: None, system.pids)
     for round_ in range(rounds):
-        ids = system.ids("temporal", documents, f"ing{round_}a")
-        phase = await closed_loop(system, ids, lambda _: None, system.pids)
-        print(f"round {round_ + 1}, alone: {brief(phase)}", flush=True)
-        alone.add(phase)
-        phase = await polled(system, system.ids("temporal", documents, f"ing{round_}p"))
-        print(f"round {round_ + 1}, {POLLERS} pollers: {brief(phase)}", flush=True)
-        with_pollers.add(phase)
-    return {"alone": alone.summary(), f"with {POLLERS} polling clients": with_pollers.summary()}
+        order = list(MODES)[round_ % len(MODES) :] + list(MODES)[: round_ % len(MODES)]
+        phases: dict[str, Phase] = {}
+        for name in order:
+            ids = system.ids("temporal", documents, f"ing{round_}{list(MODES).index(name)}")
+            mode = MODES[name]
+            phases[name] = await (
+                closed_loop(system, ids, lambda _: None, system.pids)
+                if mode is None
+                else with_clients(system, ids, mode)
+            )
+            print(f"round {round_ + 1}, {name}: {brief(phases[name])}", flush=True)
+            totals[name].add(phases[name])
+        alone = phases["alone"].summary()
+        for name in list(MODES)[1:]:
+            figures = phases[name].summary()
+            for key in ("p50_ms", "p99_ms", "docs_per_s"):
+                ratios.setdefault(f"{name}: {key}", []).append(figures[key] / alone[key])
+    results: dict[str, Any] = {name: phase.summary() for name, phase in totals.items()}
+    for name in list(MODES)[1:]:
+        row = {}
+        for key in ("p50_ms", "p99_ms", "docs_per_s"):
+            middle, low, high = spread(ratios[f"{name}: {key}"])
+            row |= {f"{key}_median": middle, f"{key}_min": low, f"{key}_max": high}
+        results[f"{name} / alone, per round"] = row
+    return results
 
 
 def brief(phase: Phase) -> str:
-    return ", ".join(f"{k} {v:.1f}" for k, v in phase.summary().items() if "cpu" not in k)
-
-
-async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    with contextlib.ExitStack() as stack:
-        temporal = stack.enter_context(TemporalDevServer())
-        s3 = stack.enter_context(S3ProcessServer())
-        graph = stack.enter_context(FalkorDBServer())
-        name = uuid.uuid4().hex[:6]
-        settings = settings_for(
-            temporal,
-            s3,
-            graph,
-            documents_bucket=f"status-{name}",
-            artifact_bucket=f"status-{name}-artifacts",
-        )
-        client = boto3.client("s3", **s3.client_kwargs())
-        for bucket in (settings.documents_bucket, settings.artifact_bucket):
-            client.create_bucket(Bucket=bucket)
-        port, journal = free_port(), tmp / "journal.sqlite3"
-        api_env = environment(
-            settings,
-            API_HOST="127.0.0.1",
-            API_PORT=str(port),
-            API_JOURNAL_PATH=str(journal),
-            TEMPORAL_ROLLOUT_PERCENTAGE=str(PERCENTAGE),
-        )
-        processes = start_processes(tmp, environment(settings), api_env)
-        stack.callback(lambda: [p.kill() for p in processes])
-        url = f"http://127.0.0.1:{port}"
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as http:
-            await ready(http, url, processes[1])
-            system = System(
-                settings=settings,
-                temporal=await Client.connect(temporal.address),
-                url=url,
-                api_pid=processes[1].pid,
-                graph_pid=graph.pid,
-                pids={
-                    "worker": processes[0].pid,
-                    "api": processes[1].pid,
-                    "temporal": temporal.pid,
-                    "graph": graph.pid,
-                    "s3": s3.pid,
-                },
-                journal=journal,
-                http=http,
-            )
-            return await measure(system, args)
-    raise AssertionError("unreachable")
-
-
-def start_processes(tmp: Path, worker_env: dict[str, str], api_env: dict[str, str]) -> list[Any]:
-    """The worker and the API process, each logging to a file in `tmp`."""
-    started = []
-    for module, env in (("ingestion_worker.worker", worker_env), ("ingestion_api.main", api_env)):
-        log = (tmp / f"{module}.log").open("wb")
-        command = [sys.executable, "-m", module]
-        started.append(subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT))
-    return started
-
-
-async def ready(http: aiohttp.ClientSession, url: str, api: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if api.poll() is not None:
-            raise RuntimeError(f"the API process exited with {api.returncode}")
-        with contextlib.suppress(aiohttp.ClientError):
-            async with http.get(url + "/readyz") as response:
-                if response.status == 200:
-                    return
-        await asyncio.sleep(0.2)
-    raise RuntimeError("the API was not ready within 60 s")
+    return ", ".join(f"{k} {number(v)}" for k, v in phase.summary().items() if "cpu" not in k)
 
 
 async def measure(system: System, args: argparse.Namespace) -> dict[str, Any]:
@@ -477,10 +342,19 @@ async def measure(system: System, args: argparse.Namespace) -> dict[str, Any]:
     return results
 
 
+async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    async with running(tmp) as system:
+        return await measure(system, args)
+
+
+def number(value: float) -> str:
+    return f"{value:.1f}" if abs(value) >= 10 else f"{value:.3g}"
+
+
 def show(title: str, rows: dict[str, dict[str, float]]) -> None:
     print(f"\n{title}")
     for name, figures in rows.items():
-        cells = ", ".join(f"{key} {value:.1f}" for key, value in figures.items())
+        cells = ", ".join(f"{key} {number(value)}" for key, value in figures.items())
         print(f"  {name:<40} {cells}")
     sys.stdout.flush()
 
@@ -488,8 +362,8 @@ def show(title: str, rows: dict[str, dict[str, float]]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="per reads/s measurement")
-    parser.add_argument("--documents", type=int, default=60, help="per ingestion phase and round")
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--documents", type=int, default=40, help="per ingestion phase and round")
+    parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--waits", type=int, default=20, help="?wait= documents per path")
     parser.add_argument("--only", default=",".join(PARTS), help=f"some of {','.join(PARTS)}")
     parser.add_argument("--json", type=Path, help="write the results here (bench/all.py)")

@@ -17,9 +17,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import kopf
@@ -43,7 +43,7 @@ from ingestion_operator.measuring import backlog, judge_analysis, measure
 from ingestion_operator.outages import quiet_query_retries
 from ingestion_operator.readiness import hold_for_workers
 from ingestion_operator.settings import RolloutOperatorSettings
-from ingestion_operator.spec import Phase, Reason, RolloutSpec, RolloutState
+from ingestion_operator.spec import AnalysisSpec, Phase, Reason, RolloutSpec, RolloutState
 
 # Abort wins over retry, retry over promote: the safest command is honoured first.
 COMMANDS = (
@@ -61,6 +61,8 @@ PHASE = prometheus_client.Gauge(
     "ingestionrollout_phase", "1 for the rollout's current phase", ["namespace", "name", "phase"]
 )
 ROLLBACKS = prometheus_client.Counter("ingestionrollout_rollbacks", "Rollbacks carried out")
+#: What takes a rollout's measurements (its analysis spec, the age of its step).
+type Measure = Callable[[AnalysisSpec, timedelta | None], Awaitable[dict[str, Measurement]]]
 
 
 @dataclass(frozen=True)
@@ -155,18 +157,21 @@ async def decide(
     stored: Mapping[str, Any],
     now: datetime,
     command: Command | None,
+    measure_with: Measure | None = None,
 ) -> tuple[Decision, dict[str, Measurement] | None, AnalysisResult | None]:
     """The next move, with the measurements and the analysis it was decided on. A move off
-    0% is decided twice: the decisions ask for the pre-flight, which runs every query."""
+    0% is decided twice: the decisions ask for the pre-flight, which runs every query.
+    (`measure_with`: what measures instead of the provider; a replay passes its history.)"""
+    take = measure_with or measure
     measurements: dict[str, Measurement] | None = None
     analysis = None
     if command is not None or analysis_due(spec, before, stored, now):
         age = now - before.step_started_at if before.step_started_at else None
-        measurements = await measure(spec.analysis, age)
+        measurements = await take(spec.analysis, age)
         analysis = judge_analysis(spec.analysis, measurements, now)
     decision = next_action(spec, before, analysis, now, command)
     if decision.kind == ActionKind.PREFLIGHT:
-        measurements = measurements or await measure(spec.analysis)
+        measurements = measurements or await take(spec.analysis, None)
         checked = preflight(measurements, spec.analysis.optional_rules)
         decision = next_action(spec, before, analysis, now, command, checked)
     return decision, measurements, analysis

@@ -5,7 +5,8 @@ project makes `kubectl ingestionrollout status` work. The plugin speaks to the c
 through the same kubeconfig (and --context / -n) as kubectl, and only ever does what
 a user could do by hand: promote/abort/retry set the operator's annotations (which it
 consumes once), pause/resume flip spec.paused. Rendering is pure, so it is tested
-without a cluster.
+without a cluster. `replay` (replay/command.py) reads no rollout state: it asks what the
+operator would have done over past Prometheus data.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from ingestion_contract.crd import (
 )
 
 from ingestion_operator.analysis.numbers import against, exact
+from ingestion_operator.replay import command as replay_command
+from ingestion_operator.replay.errors import ReplayError
 
 MERGE_PATCH = "application/merge-patch+json"
 # The CRD's printer columns (a unit test keeps the two lists identical).
@@ -208,6 +211,7 @@ def parser() -> argparse.ArgumentParser:
     }
     for command, text in helps.items():
         sub.add_parser(command, help=text).add_argument("name")
+    replay_command.add_parser(sub)
     return top
 
 
@@ -227,6 +231,8 @@ def connect(args: argparse.Namespace) -> Rollouts:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
+        if args.command == "replay":
+            return replay_command.run(args, lambda: connect(args))
         rollouts = connect(args)
         if args.command == "status" and args.watch:
             watch(rollouts, args.name, args.interval, args.watch_for)
@@ -241,6 +247,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except (kubernetes.config.ConfigException, OSError) as exc:
         print(f"error: cannot reach the cluster: {exc}", file=sys.stderr)
+        return 1
+    except ReplayError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

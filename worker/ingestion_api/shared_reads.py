@@ -80,35 +80,30 @@ class SharedReads:
 
 
 class Budget:
-    """At most `per_second` calls a second, in bursts of up to one second's worth (a token
-    bucket); 0 means no bound."""
+    """At most `per_second` calls a second, in bursts of up to one second's worth; 0 means
+    no bound. Each call is given its turn when it asks (GCRA: a theoretical arrival time
+    moved on by 1/per_second per call), so waiters sleep once, in order, without polling."""
 
     def __init__(self, per_second: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.per_second = per_second
         self._clock = clock
-        self._tokens = per_second
-        self._at = clock()
-
-    def _refill(self) -> None:
-        now = self._clock()
-        self._tokens = min(self.per_second, self._tokens + (now - self._at) * self.per_second)
-        self._at = now
+        self._interval = 1 / per_second if per_second > 0 else 0.0
+        self._tolerance = 1.0 - self._interval  # how far ahead of time calls may go
+        self._turn = clock()  # when the next call is due, at the steady rate
 
     def available(self) -> bool:
-        if self.per_second <= 0:
-            return True
-        self._refill()
-        return self._tokens >= 1
+        """Whether a call now would go at once."""
+        return self.per_second <= 0 or self._clock() >= self._turn - self._tolerance
 
     async def take(self) -> None:
-        """Spend one call, waiting for it when the bucket is empty."""
+        """Spend one call, waiting for its turn when the budget is spent."""
         if self.per_second <= 0:
             return
-        self._refill()
-        while self._tokens < 1:
-            await asyncio.sleep((1 - self._tokens) / self.per_second)
-            self._refill()
-        self._tokens -= 1
+        now = self._clock()
+        go = max(now, self._turn - self._tolerance)
+        self._turn = max(self._turn, go) + self._interval
+        if go > now:
+            await asyncio.sleep(go - now)
 
 
 class Watches:

@@ -217,6 +217,10 @@ class StatusReader:
 
         async def fetch() -> tuple[StatusView | None, float]:
             await self._budget.take()
+            if accepted and self._live(key) is None:  # it finished while this read waited
+                known = await self._known(key)  # (a query now would replay its history)
+                if not isinstance(known, str):
+                    return known, 0.0
             try:
                 view = await self._call(ingestion_status(self.temporal, *key), "query")
             except RPCError:  # NOT_FOUND: no such workflow (yet)

@@ -24,15 +24,21 @@ drops none). If Prometheus rejects the batch (bad PromQL in an override, or a qu
 that returns a scalar, which label_replace cannot take), the queries run one by one
 so that the error lands on the rule that caused it. A connection failure or a
 timeout applies to every rule alike and is not retried query by query.
+
+Over a time range (`measure_range`, `raw_series`, for `kubectl ingestionrollout replay`):
+the same queries, batched the same way, as range queries, and the evidence counters'
+raw samples; prometheus_range.py says how each answer maps onto the live one.
 """
 
 from __future__ import annotations
 
 import ast
+import functools
 import json
 import re
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any, cast
 
 import requests
@@ -41,7 +47,18 @@ from urllib3.util.retry import Retry
 
 from ingestion_operator.analysis.evidence import HISTOGRAMS
 from ingestion_operator.analysis.types import Measurement
-from ingestion_operator.metricproviders.prometheus_queries import evidence_queries, queries_for
+from ingestion_operator.metricproviders.prometheus_queries import (
+    evidence_queries,
+    evidence_selectors,
+    queries_for,
+)
+from ingestion_operator.metricproviders.prometheus_range import (
+    RawSeries,
+    at_instants,
+    chunks,
+    merge_raw,
+    windows,
+)
 from ingestion_operator.spec import AnalysisSpec
 
 RULE_LABEL = "ingestion_rule"
@@ -65,6 +82,8 @@ class PrometheusProvider:
         self.url = url.rstrip("/")
         self.timeout = timeout
         self.batch = batch
+        #: HTTP requests sent to Prometheus (a replay reports how many it took).
+        self.requests = 0
         retry = Retry(total=1, connect=1, read=0, status=0, other=0, redirect=0)
         self._client = PrometheusConnect(url=self.url, retry=retry)
 
@@ -78,6 +97,10 @@ class PrometheusProvider:
     def evidence_queries(self, analysis: AnalysisSpec, seconds: int) -> dict[str, str]:
         """The sequential judge's counts over the step's age (prometheus_queries.py)."""
         return evidence_queries(analysis, seconds)
+
+    def evidence_selectors(self, analysis: AnalysisSpec) -> dict[str, str]:
+        """The counters the evidence queries take the increase of (prometheus_queries.py)."""
+        return evidence_selectors(analysis)
 
     def measure(self, queries: Mapping[str, str]) -> dict[str, Measurement]:
         """Every query in one request when possible; one Measurement per name."""
@@ -100,9 +123,76 @@ class PrometheusProvider:
             return self._failure(exc)
         return to_measurement(result, histogram=name in HISTOGRAMS)
 
-    def _query(self, query: str) -> Any:
+    def _query(self, query: str, at: int | None = None) -> Any:
         # requests takes float seconds; the library annotates `int` but passes it through.
-        return self._client.custom_query(query, timeout=cast(int, self.timeout))
+        params = {"time": at} if at is not None else None
+        self.requests += 1
+        return self._client.custom_query(query, params=params, timeout=cast(int, self.timeout))
+
+    # Over a time range, for a replay of the analysis (prometheus_range.py says how).
+
+    def measure_range(
+        self, queries: Mapping[str, str], start: int, end: int, step: int
+    ) -> dict[str, list[Measurement]]:
+        """Each query at every instant start, start + step, ... <= end (unix seconds), as
+        `measure` would have answered it there; batched like it, MAX_RANGE_POINTS instants
+        a request. Errors are data, as in `measure`."""
+        measured: dict[str, list[Measurement]] = {name: [] for name in queries}
+        for times in windows(start, end, step):
+            for name, values in self._measure_range(queries, times).items():
+                measured[name].extend(values)
+        return measured
+
+    def _measure_range(
+        self, queries: Mapping[str, str], times: range
+    ) -> dict[str, list[Measurement]]:
+        if not self.batch or len(queries) < 2:
+            return {name: self._range_one(query, name, times) for name, query in queries.items()}
+        try:
+            result = self._query_range(batched(queries), times)
+        except PrometheusApiClientException:  # find the query Prometheus objects to
+            return {name: self._range_one(query, name, times) for name, query in queries.items()}
+        except QUERY_ERRORS as exc:
+            return {name: [self._failure(exc)] * len(times) for name in queries}
+        if not isinstance(result, list):
+            return {name: at_instants(result, times, to_measurement) for name in queries}
+        rules = by_rule(result)
+        return {name: at_instants(rules.get(name, []), times, _reader(name)) for name in queries}
+
+    def _range_one(self, query: str, name: str, times: range) -> list[Measurement]:
+        try:
+            result = self._query_range(query, times)
+        except QUERY_ERRORS as exc:
+            return [self._failure(exc)] * len(times)
+        return at_instants(result, times, _reader(name))
+
+    def _query_range(self, query: str, times: range) -> Any:
+        start, end = (datetime.fromtimestamp(t, UTC) for t in (times[0], times[-1]))
+        step, timeout = str(times.step), cast(int, self.timeout)
+        self.requests += 1
+        return self._client.custom_query_range(query, start, end, step, timeout=timeout)
+
+    def raw_series(self, selector: str, start: int, end: int) -> tuple[RawSeries, ...] | str:
+        """Every stored sample of `selector` from `start` to `end` (unix seconds), per
+        series, read a chunk at a time as `selector[Ns]`; or why it could not be read."""
+        answers = []
+        for begin, upto in chunks(start, end):
+            try:
+                answers.append(self._query(f"{selector}[{upto - begin}s]", at=upto))
+            except QUERY_ERRORS as exc:
+                return self._failure(exc).error or "failed"
+        try:
+            return merge_raw(answers)
+        except ValueError as exc:
+            return f"Prometheus at {self.url}: {exc}"
+
+    def version(self) -> str | None:
+        """The server's version (/api/v1/status/buildinfo); None if it does not say."""
+        try:
+            url = f"{self.url}/api/v1/status/buildinfo"
+            return str(requests.get(url, timeout=self.timeout).json()["data"]["version"])
+        except (requests.exceptions.RequestException, ValueError, KeyError, TypeError):
+            return None
 
     def _failure(self, exc: Exception) -> Measurement:
         """A failed request as a Measurement naming the server and the reason."""
@@ -118,6 +208,11 @@ class PrometheusProvider:
         return Measurement(error=f"{where}: malformed answer ({exc!r})")
 
 
+def _reader(name: str) -> Callable[[list[Any]], Measurement]:
+    """How the answer of query `name` becomes a Measurement (its buckets, for a histogram)."""
+    return functools.partial(to_measurement, histogram=name in HISTOGRAMS)
+
+
 def batched(queries: Mapping[str, str]) -> str:
     """All queries as one PromQL expression whose series carry their rule's name."""
     return " or ".join(
@@ -131,15 +226,20 @@ def split_batch(result: Any, queries: Mapping[str, str]) -> dict[str, Measuremen
     if not isinstance(result, list):
         error = Measurement(error=f"unexpected batched result {result!r:.200}")
         return dict.fromkeys(queries, error)
-    by_rule: dict[str, list[Any]] = defaultdict(list)
+    rules = by_rule(result)
+    return {
+        name: to_measurement(rules.get(name, []), histogram=name in HISTOGRAMS) for name in queries
+    }
+
+
+def by_rule(result: list[Any]) -> dict[str, list[Any]]:
+    """A batched answer's series by the rule they carry (the rule label removed)."""
+    grouped: dict[str, list[Any]] = defaultdict(list)
     for series in result:
         metric = dict(series.get("metric") or {}) if isinstance(series, dict) else {}
         rule = metric.pop(RULE_LABEL, None)
-        by_rule[str(rule)].append({**series, "metric": metric})
-    return {
-        name: to_measurement(by_rule.get(name, []), histogram=name in HISTOGRAMS)
-        for name in queries
-    }
+        grouped[str(rule)].append({**series, "metric": metric})
+    return grouped
 
 
 def to_measurement(result: Any, histogram: bool = False) -> Measurement:

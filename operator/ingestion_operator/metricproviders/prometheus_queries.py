@@ -41,6 +41,7 @@ from ingestion_contract import metrics as contract
 from ingestion_contract.crd_defaults import SPEC
 
 from ingestion_operator.analysis.evidence import (
+    HISTOGRAMS,
     LEGACY_BUCKETS,
     TEMPORAL_BUCKETS,
     TEMPORAL_DOCUMENTS,
@@ -169,21 +170,31 @@ def default_queries(
     return {name: QUERIES[name](scope) for name in QUERY_NAMES}
 
 
-def evidence_queries(analysis: AnalysisSpec, seconds: int) -> dict[str, str]:
-    """The sequential judge's counts over the last `seconds` (the step's age, >= 1)."""
-    scope = _Scope(f"{max(1, seconds)}s", 0.5, analysis.metric_labels, None, "1m")
+def evidence_selectors(analysis: AnalysisSpec) -> dict[str, str]:
+    """The counters behind each evidence query, as PromQL series selectors: what
+    `evidence_queries` takes the increase of, and what a replay reads raw (replay/)."""
+    scope = _Scope("1s", 0.5, analysis.metric_labels, None, "1m")
     failed = scope.temporal(**{contract.OUTCOME_LABEL: contract.OUTCOME_FAILURE})
     buckets = contract.histogram_buckets(contract.DURATION_SECONDS)
 
     def histogram(path: str) -> str:
-        selector = scope.select(**{contract.PATH_LABEL: path})
-        return f"sum by (le) (increase({buckets}{selector}[{scope.window}]))"
+        return f"{buckets}{scope.select(**{contract.PATH_LABEL: path})}"
 
     return {
-        TEMPORAL_DOCUMENTS: scope.documents(scope.temporal()),
-        TEMPORAL_FAILURES: scope.documents(failed),
+        TEMPORAL_DOCUMENTS: f"{contract.DOCUMENTS_TOTAL}{scope.temporal()}",
+        TEMPORAL_FAILURES: f"{contract.DOCUMENTS_TOTAL}{failed}",
         TEMPORAL_BUCKETS: histogram(contract.PATH_TEMPORAL),
         LEGACY_BUCKETS: histogram(contract.PATH_LEGACY),
+    }
+
+
+def evidence_queries(analysis: AnalysisSpec, seconds: int) -> dict[str, str]:
+    """The sequential judge's counts over the last `seconds` (the step's age, >= 1): the
+    increase of each selector, summed (`by (le)` for the histograms)."""
+    window = f"{max(1, seconds)}s"
+    return {
+        name: f"sum{' by (le) ' if name in HISTOGRAMS else ''}(increase({selector}[{window}]))"
+        for name, selector in evidence_selectors(analysis).items()
     }
 
 

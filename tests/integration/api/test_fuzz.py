@@ -53,6 +53,8 @@ def test_the_api_answers_fuzzed_requests_as_its_openapi_document_says(
             API_AUTH_TOKEN=TOKEN,
             API_JOURNAL_PATH=str(tmp_path / "journal.sqlite3"),
             API_MAX_BATCH="5",
+            API_MAX_STATUS_BATCH="5",
+            API_MAX_WAIT_SECONDS="2",
             TEMPORAL_ROLLOUT_PERCENTAGE="50",
         ),
     )

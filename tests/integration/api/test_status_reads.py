@@ -189,8 +189,8 @@ async def test_polling_many_open_documents_stays_within_the_query_budget(
 ) -> None:
     """Given 10 Temporal-path documents held at their graph write and a replica allowed 10
     queries a second, when clients read every one of them every 50 ms for 2 s (400 reads,
-    about 100 queries at one per document per reuse time), then at most 10 + 2 x 10
-    queries reached the workers, and every read answered the document's status."""
+    about 100 queries at one per document per reuse time), then at most a second's burst
+    (10) plus 10 a second reached the workers, and every read answered its status."""
     run = uuid.uuid4().hex[:6]
     ids = [f"held-{run}-{i}" for i in range(10)]
     put_text_documents(s3, bucket, ids)
@@ -202,12 +202,13 @@ async def test_polling_many_open_documents_stays_within_the_query_budget(
             await read_until(api, f"/v1/documents/crm/{document_id}", lambda b: b["step"])
         await asyncio.sleep(1.0)  # the budget refills
 
-        queries, deadline = calls("query"), time.monotonic() + 2.0
+        queries, started = calls("query"), time.monotonic()
         answers: list[tuple[int, Any]] = []
-        while time.monotonic() < deadline:
+        while time.monotonic() < started + 2.0:
             answers += await asyncio.gather(*(api.get(f"/v1/documents/crm/{d}") for d in ids))
             await asyncio.sleep(0.05)
-        assert calls("query") - queries <= 10 + 2 * 10
+        elapsed = time.monotonic() - started  # more than 2 s on a loaded machine
+        assert calls("query") - queries <= 10 + math.ceil(10 * elapsed)
         assert {status for status, _ in answers} == {200}
         assert {b["step"] for _, b in answers} <= {"download", "write_graph"}
     finally:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from held_pipeline import HeldPipeline
-from ingestion_api.routing import RoutingConfig
+from ingestion_api.routing import RoutingConfig, should_use_temporal
 from ingestion_api.routing_source import StaticRoutingSource
 from ingestion_worker.graph import GraphWriter
 from ingestion_worker.pipeline import build_pipeline
@@ -178,7 +178,11 @@ async def test_batch_status_answers_every_document_in_one_call(
     them, an unknown one and a malformed one (no token: a read), then each gets its own
     answer in order; a batch over API_MAX_STATUS_BATCH or of the wrong shape is one 400."""
     run = uuid.uuid4().hex[:6]
-    ids = [f"batch-{run}-{i}" for i in range(6)]
+    by_path: dict[bool, list[str]] = {True: [], False: []}
+    for i in range(100):  # three on each path at 50%
+        document_id = f"batch-{run}-{i}"
+        by_path[should_use_temporal(document_id, 50)].append(document_id)
+    ids = by_path[True][:3] + by_path[False][:3]
     put_text_documents(s3, bucket, ids)
     api = await start_api(routing(50), auth_token="t", max_status_batch=8)
     for document_id in ids:

@@ -207,10 +207,11 @@ def test_crd_accepts_the_example_and_defaults_what_it_leaves_out(
     assert defaulted["stepDuration"] == "10m"
     assert defaulted["analysis"]["thresholds"]["maxErrorRate"] == 0.05
     # The empty spec is defaulted to exactly what the example writes out, except for the
-    # two optional fields without a default (written out empty in the example).
+    # three optional fields without a default (written out empty in the example).
     expected = copy.deepcopy(written["spec"])
     assert expected.pop("stepOverrides") == []
     assert expected["analysis"].pop("queries") == {}
+    assert expected["analysis"].pop("metricLabels") == {}
     assert defaulted == expected
 
 
