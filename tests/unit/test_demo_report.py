@@ -71,9 +71,12 @@ def test_the_chart_is_a_readable_non_blank_png(tmp_path: Path) -> None:
         assert extrema[0] < 100 < 200 < extrema[1]  # dark lines on a light background
 
 
+ANALYSIS = {"judge": "threshold", "thresholds": {"maxLatencyRatio": 2.0}}
+
+
 def test_the_summary_reports_the_story_and_explains_the_latency_threshold(tmp_path: Path) -> None:
     t, samples = recorded()
-    summary = summarize(t, samples, [], 6.0, {"story_seconds": 70.0})
+    summary = summarize(t, samples, [], ANALYSIS, {"story_seconds": 70.0})
     text = write_summary(summary, tmp_path)
     saved = json.loads((tmp_path / "summary.json").read_text())
     assert saved["result"] == "ok"
@@ -81,9 +84,13 @@ def test_the_summary_reports_the_story_and_explains_the_latency_threshold(tmp_pa
     assert "errorRate" in saved["rollback_event"]
     assert saved["detection_seconds"] == 2.5
     assert saved["fault_to_rollback_seconds"] == 4.0
-    assert saved["latency"]["measured_p99_ratio_max"] == 3.5
+    assert saved["latency"]["measured_ratio_max"] == 3.5
+    assert saved["judge"] == "threshold" and saved["analysis"]["alpha"] is None
+    assert saved["analysis"]["min_latency_delta_seconds"] == 0.5  # the CRD's default
     assert (tmp_path / "summary.txt").read_text().strip() == text
-    assert "maxLatencyRatio 6 in this demo (product default 2)" in text
+    assert "Judge: threshold; maxErrorRate 0.05; latency rule: Temporal p99 > 2x legacy" in text
+    assert "max 3.5x" in text
+    assert "Temporal p99 - legacy p99 over the panel's window median 0.33s, max 0.33s" in text
     assert "the story happened as told" in text
     lines = text.splitlines()
     fault_line = next(i for i, line in enumerate(lines) if "fault on" in line)
@@ -93,7 +100,7 @@ def test_the_summary_reports_the_story_and_explains_the_latency_threshold(tmp_pa
 
 def test_a_failed_story_lists_its_problems() -> None:
     t, samples = recorded()
-    summary = summarize(t, samples, ["chapter 2: no rollback"], 6.0, {})
+    summary = summarize(t, samples, ["chapter 2: no rollback"], ANALYSIS, {})
     assert summary["result"] == "failed"
     assert "- chapter 2: no rollback" in summary_text(summary)
 
@@ -138,3 +145,30 @@ def test_the_panel_shows_phase_weight_paths_backlog_workers_and_events() -> None
         assert expected in panel, expected
     line = render_line(state)
     assert "\n" not in line and "temporal err 40.0%" in line
+
+
+def test_the_panel_shows_the_sequential_judges_evidence() -> None:
+    _, samples = recorded()
+    bounds = "error rate 0 [0, 0.11] after 32 documents inconclusive (limit 0.05)"
+    metrics = [
+        {"name": "errorRate", "verdict": "Inconclusive", "documents": 32, "message": bounds},
+        {"name": "queueDepth", "verdict": "Pass", "message": "queueDepth 0 <= 1000"},
+    ]
+    state = PanelState(
+        elapsed=70.0, run_dir="x", rollout="r", sample=samples[10], documents={}, events=[],
+        status={"phase": "Progressing", "lastAnalysis": {"metrics": metrics}}, story=[],
+        fault="-", workers=(2, 2, 2),
+    )  # fmt: skip
+    assert f"  {bounds}" in render_panel(state).splitlines()
+    assert "queueDepth 0" not in render_panel(state)  # a level has no evidence to show
+    assert render_line(state).endswith("| errorRate Inconclusive on 32 docs")
+
+
+def test_the_summary_records_the_sequential_judge_and_its_settings() -> None:
+    t, samples = recorded()
+    analysis = {"judge": "sequential", "alpha": 0.05, "thresholds": {"latencyQuantile": 0.9}}
+    summary = summarize(t, samples, [], analysis, {})
+    assert summary["judge"] == "sequential"
+    assert (summary["analysis"]["alpha"], summary["analysis"]["latency_quantile"]) == (0.05, 0.9)
+    assert "Judge: sequential (alpha 0.05)" in summary_text(summary)
+    assert "Temporal p90 > 2x legacy and more than 0.5s slower" in summary_text(summary)

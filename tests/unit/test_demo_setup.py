@@ -8,7 +8,15 @@ from pathlib import Path
 import pytest
 import yaml
 from ingestion_sandbox.demo import prereqs
-from ingestion_sandbox.demo.options import DEFAULT_ROLLOUT, DemoOptions, parse_options, validate
+from ingestion_sandbox.demo.options import (
+    DEFAULT_ROLLOUT,
+    SEQUENTIAL,
+    DemoOptions,
+    defaults_for,
+    deviations,
+    parse_options,
+    validate,
+)
 from ingestion_sandbox.demo.rollout import demo_rollout, names_of, write_rollout
 from ingestion_sandbox.demo.samples import FORMATS, build_samples, pdf_document
 from ingestion_worker.parsing import detect_content_type, parse_document
@@ -30,6 +38,18 @@ def test_every_interval_is_a_flag() -> None:
     assert (o.step_seconds, o.window_seconds, o.analysis_interval_seconds) == (4, 12, 2)
     assert (o.hold_at_50_seconds, o.timer_seconds, o.scrape_interval) == (9, 0.5, "250ms")
     assert (o.rate, o.max_latency_ratio, o.output_dir) == (5.0, 8.0, Path("/tmp/x"))
+    assert (o.judge, o.alpha, o.latency_quantile) == ("threshold", None, None)
+
+
+def test_the_sequential_judge_has_its_own_defaults_and_flags_still_win() -> None:
+    o = parse_options(["--judge", "sequential", "--rate", "4"])
+    assert o.judge == "sequential"
+    assert o.rate == 4.0  # given
+    assert (o.alpha, o.latency_quantile) == (SEQUENTIAL["alpha"][0], 0.9)  # its defaults
+    assert o.step_seconds == DemoOptions().step_seconds  # not in SEQUENTIAL: the same
+    said = deviations(o)
+    assert len(said) == len(SEQUENTIAL) and any(line.startswith("alpha 0.05: ") for line in said)
+    assert deviations(parse_options([])) == []
 
 
 @pytest.mark.parametrize(
@@ -40,6 +60,7 @@ def test_every_interval_is_a_flag() -> None:
         ({"healthy_seconds": 20.0, "hold_at_50_seconds": 15}, "--healthy-seconds"),
         ({"min_workers": 5, "max_workers": 4}, "--min-workers"),
         ({"rate": 0.0}, "--rate"),
+        ({"judge": "vibes"}, "--judge"),
     ],
 )
 def test_flags_that_cannot_tell_the_story_are_refused(overrides: dict, message: str) -> None:
@@ -59,21 +80,38 @@ def test_the_demo_applies_the_example_with_only_the_fast_knobs_changed() -> None
     assert analysis["prometheusUrl"] == PROMETHEUS
     assert analysis["interval"] == "1s"
     assert (analysis["window"], analysis["minSampleCount"]) == ("20s", 4)
-    assert analysis["thresholds"]["maxLatencyRatio"] == 20.0
-    assert (
-        analysis["thresholds"]["maxErrorRate"]
-        == base["spec"]["analysis"]["thresholds"]["maxErrorRate"]
-    )
+    assert analysis["judge"] == "threshold"
+    # the product's thresholds, but the latency floor (options.DEMO_MIN_LATENCY_DELTA_SECONDS)
+    floor = {"minLatencyDeltaSeconds": 2.0}
+    assert analysis["thresholds"] == {**base["spec"]["analysis"]["thresholds"], **floor}
+    assert analysis["thresholds"]["maxLatencyRatio"] == 2.0
     assert spec["routing"] == base["spec"]["routing"]
     assert base["spec"]["stepDuration"] == "10m"  # the example itself is untouched
 
 
+def test_the_sequential_demo_changes_its_judge_and_only_the_stated_knobs() -> None:
+    base = example()
+    rollout = demo_rollout(base, defaults_for("sequential"), PROMETHEUS)
+    analysis, thresholds = rollout["spec"]["analysis"], base["spec"]["analysis"]["thresholds"]
+    assert (analysis["judge"], analysis["alpha"]) == ("sequential", 0.05)
+    assert analysis["thresholds"] == {
+        **thresholds,
+        "latencyQuantile": 0.9,
+        "minLatencyDeltaSeconds": 2.0,
+    }
+    assert analysis["thresholds"]["maxErrorRate"] == 0.05
+
+
 def test_the_written_rollout_says_what_changed_and_names_come_from_it(tmp_path: Path) -> None:
-    rollout = demo_rollout(example(), DemoOptions(), PROMETHEUS)
+    rollout = demo_rollout(example(), defaults_for("sequential"), PROMETHEUS)
     path = write_rollout(rollout, DEFAULT_ROLLOUT, tmp_path / "rollout.yaml")
     text = path.read_text()
     assert text.startswith("# rollout.yaml as the demo applies it")
-    assert "maxLatencyRatio 20.0" in text
+    header = [line for line in text.splitlines() if line.startswith("#   spec.")]
+    assert '#   spec.analysis.judge "sequential"' in header
+    assert "#   spec.analysis.alpha 0.05" in header
+    assert "#   spec.analysis.thresholds.latencyQuantile 0.9" in header
+    assert not [line for line in header if "maxLatencyRatio" in line or "maxErrorRate" in line]
     assert yaml.safe_load(text) == rollout
     names = names_of(rollout)
     assert (names.rollout, names.deployment) == ("ingestion-migration", "ingestion-temporal-worker")

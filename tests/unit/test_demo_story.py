@@ -52,6 +52,15 @@ def test_the_told_story_passes_and_its_detection_time_is_measured() -> None:
     assert detection_seconds(t) == pytest.approx(2.5)
 
 
+def test_the_sequential_judges_rollback_message_names_the_error_rate_too() -> None:
+    t = told()
+    sequential = "error rate 0.25 [0.073, 0.5] after 32 documents > 0.05; routing 50% -> 0%"
+    t.events[2] = RolloutEvent(27.9, "Warning", "RolledBack", sequential)
+    assert check_story(t) == []
+    t.events[2] = RolloutEvent(27.9, "Warning", "RolledBack", "latency p90 temporal 3s > 2x")
+    assert any("does not name errorRate" in p for p in check_story(t))
+
+
 def _drop_events(reason: str, after: float = 0.0) -> Callable[[Timeline], None]:
     def change(t: Timeline) -> None:
         t.events = [e for e in t.events if not (e.reason == reason and e.at >= after)]

@@ -23,7 +23,7 @@ from ingestion_contract.process import exit_now
 from ingestion_sandbox.demo import prereqs
 from ingestion_sandbox.demo.console import Console, live_wanted
 from ingestion_sandbox.demo.monitor import Metrics
-from ingestion_sandbox.demo.options import DemoOptions, parse_options
+from ingestion_sandbox.demo.options import DemoOptions, deviations, parse_options
 from ingestion_sandbox.demo.report import (
     summarize,
     write_chart,
@@ -122,6 +122,10 @@ def tell(
     )
     rollout = demo_rollout(base, options, sandbox.prometheus.url)
     path = write_rollout(rollout, options.rollout_file, sandbox.run_dir / "rollout.yaml")
+    console.say(f"Judge: {options.judge}; the thresholds are the product's ({path.name} lists ")
+    console.say("  every field the demo changed from the example)")
+    for line in deviations(options):
+        console.say(f"  {line}")
     kubectl = Kubectl(kube.kubectl, sandbox.kubeconfig, sandbox.cluster, console.say)
     kubectl.validate = kube.validates
     timeline = Timeline()  # every time in the run: seconds since `started`
@@ -139,11 +143,11 @@ def tell(
         "worker_restarts": sandbox.kubelet.restarts,
         "kubernetes": kube.description,
     }
-    return report(options, sandbox, observer, console, extra)
+    return report(rollout["spec"]["analysis"], sandbox, observer, console, extra)
 
 
 def report(
-    options: DemoOptions,
+    analysis: dict[str, Any],
     sandbox: Sandbox,
     observer: Observer,
     console: Console,
@@ -153,7 +157,7 @@ def report(
     timeline, run_dir = observer.timeline, sandbox.run_dir
     problems = check_story(timeline)
     extra["samples"] = [vars(s) for s in observer.samples]
-    summary = summarize(timeline, observer.samples, problems, options.max_latency_ratio, extra)
+    summary = summarize(timeline, observer.samples, problems, analysis, extra)
     chart = write_chart(observer.samples, timeline, run_dir / "chart.png")
     write_documents(observer.generator.snapshot(), observer.t0, run_dir / "documents.csv")
     console.out(write_summary(summary, run_dir))

@@ -114,6 +114,7 @@ def render_panel(state: PanelState) -> str:
         f"weight {s.weight if s.weight is not None else '-'}% to Temporal, "
         f"step {status.get('stepLabel', '-')}, last analysis {analysis.get('verdict', '-')}",
         f"  {str(status.get('message', ''))[:110]}",
+        *[f"  {line[:130]}" for line in evidence_lines(status)],
         f"{'':14}{'temporal':>12}{'legacy':>12}",
         f"{'docs/s':14}" + "".join(f"{s.rate.get(p, 0.0):>12.1f}" for p in PATHS),
         f"{'error rate':14}" + "".join(f"{fmt_pct(s.error_rate.get(p)):>12}" for p in PATHS),
@@ -129,9 +130,22 @@ def render_panel(state: PanelState) -> str:
     return "\n".join(lines)
 
 
+def evidence_lines(status: dict[str, Any]) -> list[str]:
+    """The sequential judge's rules, each with its bounds and the documents behind it
+    ("error rate 0 [0, 0.11] after 32 documents inconclusive (limit 0.05)")."""
+    metrics = (status.get("lastAnalysis") or {}).get("metrics") or []
+    return [str(m.get("message", "")) for m in metrics if m.get("documents") is not None]
+
+
 def render_line(state: PanelState) -> str:
     """The same, in one line, for logs."""
     s, status = state.sample or Sample(at=state.elapsed), state.status
+    metrics = (status.get("lastAnalysis") or {}).get("metrics") or []
+    judged = [
+        f"{m['name']} {m.get('verdict', '-')} on {m['documents']} docs"
+        for m in metrics
+        if m.get("documents") is not None
+    ]
     parts = [
         f"[+{state.elapsed:5.1f}s] {status.get('phase', '-')} {s.weight}%",
         *(
@@ -142,5 +156,6 @@ def render_line(state: PanelState) -> str:
         f"backlog {s.backlog if s.backlog is not None else '-'}",
         f"workers {state.workers[1]}/{state.workers[0]}",
         f"docs {state.documents.get('finished', 0)}/{state.documents.get('submitted', 0)}",
+        *judged,
     ]
     return " | ".join(parts)

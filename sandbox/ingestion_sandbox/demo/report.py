@@ -5,7 +5,8 @@ routing weight stepping up, falling to 0% when the Temporal error rate jumps, an
 climbing back to 100% after the retry, with p99 latency per path underneath and the
 rollout's Events marked. The summary answers the questions a reviewer asks: what
 happened when, how long the rollback took to detect, how many documents went each
-way, whether any was lost, and why the demo's latency threshold is not the default.
+way, whether any was lost, which judge decided, and how far the healthy Temporal path
+was from the product's latency threshold, which the demo keeps.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from ingestion_contract.crd_defaults import SPEC
+
 from ingestion_sandbox.demo.monitor import Sample
 from ingestion_sandbox.demo.timeline import (
     MILESTONES,
@@ -28,34 +31,66 @@ from ingestion_sandbox.demo.timeline import (
 )
 from ingestion_sandbox.demo.traffic import DocRecord
 
-PRODUCT_MAX_LATENCY_RATIO = 2.0
+SEQUENTIAL = "sequential"
+
+
+def _healthy(samples: Sequence[Sample], t: Timeline) -> list[Sample]:
+    """Samples taken while both paths carried traffic and no fault was on."""
+    found = []
+    for s in samples:
+        faulty = t.fault_injected_at is not None and t.fault_injected_at <= s.at
+        recovered = t.retried_at is not None and s.at >= t.retried_at
+        if (not faulty or recovered) and s.weight is not None and 0 < s.weight < 100:
+            found.append(s)
+    return found
 
 
 def latency_ratios(samples: Sequence[Sample], t: Timeline) -> list[float]:
     """The latencyRatio the operator measured while both paths were healthy (no fault)."""
-    ratios = []
-    for s in samples:
-        faulty = t.fault_injected_at is not None and t.fault_injected_at <= s.at
-        recovered = t.retried_at is not None and s.at >= t.retried_at
-        healthy = (not faulty or recovered) and s.weight is not None and 0 < s.weight < 100
-        if healthy and "latencyRatio" in s.judged:
-            ratios.append(s.judged["latencyRatio"])
-    return ratios
+    return [s.judged["latencyRatio"] for s in _healthy(samples, t) if "latencyRatio" in s.judged]
+
+
+def p99_deltas(samples: Sequence[Sample], t: Timeline) -> list[float]:
+    """Temporal p99 - legacy p99 (seconds, the panel's window) while both were healthy:
+    with the ratio, what the latency rule's floor (minLatencyDeltaSeconds) is judged on."""
+    return [
+        s.p99["temporal"] - s.p99["legacy"]
+        for s in _healthy(samples, t)
+        if "temporal" in s.p99 and "legacy" in s.p99
+    ]
+
+
+def judging(analysis: dict[str, Any]) -> dict[str, Any]:
+    """How the rollout was judged: its judge and the latency rule's limits (CRD defaults
+    for anything the rollout leaves out)."""
+    thresholds = {**SPEC["analysis"]["thresholds"], **(analysis.get("thresholds") or {})}
+    judge = analysis.get("judge", SPEC["analysis"]["judge"])
+    return {
+        "judge": judge,
+        "alpha": analysis.get("alpha", SPEC["analysis"]["alpha"]) if judge == SEQUENTIAL else None,
+        "max_error_rate": thresholds["maxErrorRate"],
+        "max_latency_ratio": thresholds["maxLatencyRatio"],
+        "latency_quantile": thresholds["latencyQuantile"],
+        "min_latency_delta_seconds": thresholds["minLatencyDeltaSeconds"],
+    }
 
 
 def summarize(
     t: Timeline,
     samples: Sequence[Sample],
     problems: list[str],
-    max_latency_ratio: float,
+    analysis: dict[str, Any],
     extra: dict[str, Any],
 ) -> dict[str, Any]:
-    ratios = latency_ratios(samples, t)
+    """Everything summary.json holds; `analysis` is the applied rollout's spec.analysis."""
+    ratios, deltas = latency_ratios(samples, t), p99_deltas(samples, t)
     found = rollbacks(t, after=t.fault_injected_at) if t.fault_injected_at is not None else []
     zero = back_to_zero_at(t)
+    judged = judging(analysis)
     return {
         "result": "ok" if not problems else "failed",
         "problems": problems,
+        "judge": judged["judge"],
         "milestones": [asdict(e) for e in t.events if e.reason in MILESTONES],
         "fault_injected_at": t.fault_injected_at,
         "rollback_event": found[0].message if found else None,
@@ -64,11 +99,12 @@ def summarize(
             zero - t.fault_injected_at if zero is not None and t.fault_injected_at else None
         ),
         "documents": {**asdict(t.documents), "lost": t.documents.unfinished},
+        "analysis": judged,
         "latency": {
-            "max_latency_ratio": max_latency_ratio,
-            "product_default": PRODUCT_MAX_LATENCY_RATIO,
-            "measured_p99_ratio_median": statistics.median(ratios) if ratios else None,
-            "measured_p99_ratio_max": max(ratios) if ratios else None,
+            "measured_ratio_median": statistics.median(ratios) if ratios else None,
+            "measured_ratio_max": max(ratios) if ratios else None,
+            "p99_delta_seconds_median": statistics.median(deltas) if deltas else None,
+            "p99_delta_seconds_max": max(deltas) if deltas else None,
         },
         "timeline": t.to_json(),
         **extra,
@@ -80,7 +116,7 @@ def _seconds(value: float | None) -> str:
 
 
 def summary_text(summary: dict[str, Any]) -> str:
-    docs, latency = summary["documents"], summary["latency"]
+    docs = summary["documents"]
     moments = [(m["at"], m["reason"], m["message"]) for m in summary["milestones"]]
     timeline = summary["timeline"]
     for key, label in (("fault_injected_at", "fault on"), ("fault_cleared_at", "fault off")):
@@ -100,19 +136,29 @@ def summary_text(summary: dict[str, Any]) -> str:
     ]
     if docs["other_errors"]:
         lines.append(f"  other errors: {docs['other_errors']}")
-    median, worst = latency["measured_p99_ratio_median"], latency["measured_p99_ratio_max"]
-    measured = "not measured" if median is None else f"median {median:.1f}x, max {worst:.1f}x"
-    lines.append(
-        f"Latency: maxLatencyRatio {latency['max_latency_ratio']:g} in this demo (product default "
-        f"{latency['product_default']:g}): Temporal p99 / legacy p99 measured here while healthy: "
-        f"{measured} (the operator's latencyRatio at 10-50%, fault excluded). With every server "
-        "sharing a couple of cores each workflow task costs 10-40 ms (README: Performance), so "
-        "the default would roll a healthy demo back on latency."
-    )
+    lines += judge_lines(summary["analysis"], summary["latency"])
     verdict = "the story happened as told" if not summary["problems"] else "the story FAILED:"
     lines.append(f"Result: {verdict}")
     lines += [f"  - {p}" for p in summary["problems"]]
     return "\n".join(lines)
+
+
+def judge_lines(analysis: dict[str, Any], latency: dict[str, Any]) -> list[str]:
+    """Which judge decided, with its thresholds, and the latency ratio measured."""
+    a = analysis
+    quantile = f"p{a['latency_quantile'] * 100:g}"
+    judge = a["judge"] + (f" (alpha {a['alpha']:g})" if a["judge"] == SEQUENTIAL else "")
+    median, worst = latency["measured_ratio_median"], latency["measured_ratio_max"]
+    measured = "not measured" if median is None else f"median {median:.1f}x, max {worst:.1f}x"
+    delta, most = latency["p99_delta_seconds_median"], latency["p99_delta_seconds_max"]
+    slower = "not measured" if delta is None else f"median {delta:.2f}s, max {most:.2f}s"
+    return [
+        f"Judge: {judge}; maxErrorRate {a['max_error_rate']:g}; latency rule: Temporal "
+        f"{quantile} > {a['max_latency_ratio']:g}x legacy and more than "
+        f"{a['min_latency_delta_seconds']:g}s slower",
+        f"  while healthy (10-50%, fault excluded): Temporal/legacy {quantile} as the operator "
+        f"judged it {measured}; Temporal p99 - legacy p99 over the panel's window {slower}",
+    ]
 
 
 def write_summary(summary: dict[str, Any], run_dir: Path) -> str:

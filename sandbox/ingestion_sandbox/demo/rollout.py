@@ -1,9 +1,9 @@
 """The IngestionRollout the demo applies, and the kubectl commands it runs (and prints).
 
-The demo applies examples/rollout.yaml itself, with only the knobs a two-minute story
+The demo applies examples/rollout.yaml itself, with only the knobs a few-minute story
 needs changed (intervals in seconds, the sandbox's Prometheus, the worker counts, the
-demo's latency threshold; each one a flag) and says which. The rendered file is
-written to the run directory, and every kubectl command is printed with the sandbox's
+judge; each one a flag; the thresholds stay the product's) and says which. The rendered
+file is written to the run directory, and every kubectl command is printed with the sandbox's
 kubeconfig, so the user can repeat it, or run `kubectl get ir` alongside. Without a
 kubectl binary the same requests go through the API directly, and the command that
 would have run is still printed.
@@ -51,8 +51,18 @@ def demo_rollout(base: dict[str, Any], o: DemoOptions, prometheus_url: str) -> d
         interval=f"{o.analysis_interval_seconds}s",
         window=f"{o.window_seconds}s",
         minSampleCount=o.min_sample_count,
+        judge=o.judge,
     )
-    analysis.setdefault("thresholds", {})["maxLatencyRatio"] = o.max_latency_ratio
+    if o.alpha is not None:
+        analysis["alpha"] = o.alpha
+    thresholds = analysis.setdefault("thresholds", {})
+    for key, value in (
+        ("maxLatencyRatio", o.max_latency_ratio),
+        ("minLatencyDeltaSeconds", o.min_latency_delta_seconds),
+        ("latencyQuantile", o.latency_quantile),
+    ):
+        if value is not None:
+            thresholds[key] = value
     problems = validate_rollout(rollout)
     if problems:
         raise ValueError("the demo's rollout is invalid: " + "; ".join(problems))
@@ -70,18 +80,25 @@ def names_of(rollout: dict[str, Any]) -> Names:
     )
 
 
+def changed_fields(base: Any, rollout: Any, path: str = "") -> list[str]:
+    """`field value` for every leaf of `rollout` that differs from `base` (dotted paths)."""
+    if isinstance(rollout, dict):
+        old = base if isinstance(base, dict) else {}
+        found = []
+        for key, value in rollout.items():
+            found += changed_fields(old.get(key), value, f"{path}.{key}" if path else str(key))
+        return found
+    return [] if rollout == base else [f"{path} {json.dumps(rollout)}"]
+
+
 def write_rollout(rollout: dict[str, Any], base_path: Path, target: Path) -> Path:
-    spec, analysis = rollout["spec"], rollout["spec"]["analysis"]
+    """The rollout as applied, headed by what the demo changed from `base_path`."""
+    base = yaml.safe_load(base_path.read_text())
     header = [
-        f"# {base_path.name} as the demo applies it: same rollout, intervals in seconds so the",
-        "# story fits in two minutes, and the sandbox's Prometheus. Changed fields:",
-        f"#   stepDuration {spec['stepDuration']}, stepOverrides {spec['stepOverrides']},",
-        f"#   workers min/max {spec['workers'][0]['minReplicas']}/"
-        f"{spec['workers'][0]['maxReplicas']}, analysis interval {analysis['interval']}, "
-        f"window {analysis['window']},",
-        f"#   minSampleCount {analysis['minSampleCount']}, maxLatencyRatio "
-        f"{analysis['thresholds']['maxLatencyRatio']} (see options.DEMO_MAX_LATENCY_RATIO),",
-        f"#   prometheusUrl {analysis['prometheusUrl']}",
+        f"# {base_path.name} as the demo applies it: the same rollout, with the latency floor",
+        "# of options.py and intervals in seconds so the story fits in minutes.",
+        "# Changed fields (python -m ingestion_sandbox.demo --help: the flag of each):",
+        *(f"#   {line}" for line in changed_fields(base["spec"], rollout["spec"], "spec")),
     ]
     target.write_text("\n".join(header) + "\n" + yaml.safe_dump(rollout, sort_keys=False))
     return target

@@ -245,6 +245,10 @@ class Story:
         self.say(
             f"  waiting for the fault's failures to leave the {self.o.window_seconds}s analysis "
             "window (a retry judged on them would roll back again)"
+            if self.o.judge != "sequential"
+            else f"  waiting for the fault's last failures to finish and leave the "
+            f"{self.o.window_seconds}s window (the sequential judge counts from the retried "
+            "step's start: a late failure would count against it)"
         )
         self.wait(self.window_clean, "a clean analysis window", self.o.window_seconds * 4 + 30)
         self.kubectl.retry(datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
@@ -259,6 +263,13 @@ class Story:
                 else None
             )
 
+        # one wait per step, each with the chapter's timeout (the sequential judge's steps
+        # wait for their documents, longer when the machine is busy)
+        self.wait(
+            lambda: any(w >= 50 for at, w in self.t.weights if at >= retried),
+            "50% after the retry",
+            abort=rolled_back_again,
+        )
         self.wait(
             lambda: self.weight_is(100)() and self.observer.status.get("phase") == "Completed",
             "the rollout to complete at 100%",

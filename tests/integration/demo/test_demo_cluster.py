@@ -16,7 +16,7 @@ import yaml
 from chart_plugin import release_finalizers
 from ingestion_sandbox.demo import kube
 from ingestion_sandbox.demo.cluster import FAULT_CONFIGMAP, NAMESPACE, Cluster, fault_json
-from ingestion_sandbox.demo.options import DEFAULT_ROLLOUT, DemoOptions
+from ingestion_sandbox.demo.options import DEFAULT_ROLLOUT, JUDGES, defaults_for
 from ingestion_sandbox.demo.rollout import (
     RETRY_ANNOTATION,
     Kubectl,
@@ -29,8 +29,9 @@ from ingestion_sandbox.servers.control_plane import ControlPlane
 WAIT = 60.0
 
 
-def the_demos_rollout() -> dict:
-    return demo_rollout(yaml.safe_load(DEFAULT_ROLLOUT.read_text()), DemoOptions(), "http://p")
+def the_demos_rollout(judge: str = "threshold") -> dict:
+    base = yaml.safe_load(DEFAULT_ROLLOUT.read_text())
+    return demo_rollout(base, defaults_for(judge), "http://p")
 
 
 @pytest.fixture
@@ -63,15 +64,17 @@ def wait_for_workers(cluster: Cluster, count: int) -> None:
         time.sleep(0.2)
 
 
+@pytest.mark.parametrize("judge", JUDGES)
 def test_the_printed_kubectl_commands_work_on_the_control_plane(
-    on_the_control_plane: kube.Kube, tmp_path: Path
+    on_the_control_plane: kube.Kube, tmp_path: Path, judge: str
 ) -> None:
     """Given the demo's Kubernetes on the control plane (the chart installed with helm),
-    when the demo's three kubectl commands run as printed (apply the rollout, validated by
-    the server; patch the fault ConfigMap; annotate the rollout), then each took effect,
-    and the routing is at 0% with 2 worker Pods Running, as the chart installed them."""
+    when the demo's three kubectl commands run as printed (apply the rollout of either
+    judge, validated by the server's CRD schema; patch the fault ConfigMap; annotate the
+    rollout), then each took effect, and the routing is at 0% with 2 worker Pods Running,
+    as the chart installed them."""
     k = on_the_control_plane
-    rollout = the_demos_rollout()
+    rollout = the_demos_rollout(judge)
     kubectl = Kubectl(k.kubectl, k.admin_kubeconfig, k.cluster, print)
     kubectl.validate = k.validates
     said = story_commands(kubectl, rollout, tmp_path)
@@ -83,6 +86,7 @@ def test_the_printed_kubectl_commands_work_on_the_control_plane(
                for s in said)  # fmt: skip
     stored = k.cluster.rollout()
     assert stored is not None and stored["spec"]["stepDuration"] == "6s"
+    assert stored["spec"]["analysis"] == rollout["spec"]["analysis"]  # judge, alpha: as sent
     assert stored["metadata"]["annotations"][RETRY_ANNOTATION] == "2026-01-01T00:00:00Z"
     assert json.loads(k.cluster.fault_text() or "{}") == {"failureRate": 0.5, "delaySeconds": 0.0}
     assert k.cluster.weight() == 0
