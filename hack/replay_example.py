@@ -27,7 +27,11 @@ from pathlib import Path
 
 import yaml
 from ingestion_contract.crd import API_VERSION, KIND
-from ingestion_sandbox.servers.prometheus_history import ContractHistory, HistoryPrometheus
+from ingestion_sandbox.servers.prometheus_history import (
+    ContractHistory,
+    HistoryPrometheus,
+    climbing_error_rate,
+)
 
 PLUGIN = str(Path(sys.executable).parent / "kubectl-ingestionrollout")
 REPO = Path(__file__).resolve().parent.parent
@@ -38,12 +42,8 @@ INCIDENT_AT = 55 * MINUTE
 
 def incident(start: int) -> ContractHistory:
     """Healthy, then from INCIDENT_AT an error rate climbing to 10%."""
-
-    def error_rate(t: int) -> float:
-        minutes = (t - start - INCIDENT_AT) / MINUTE
-        return 0.01 if minutes < 0 else min(0.10, 0.01 + 0.0045 * minutes)
-
-    return ContractHistory(start, start + LENGTH, job="ingestion", error_rate=error_rate)
+    rate = climbing_error_rate(start + INCIDENT_AT)
+    return ContractHistory(start, start + LENGTH, job="ingestion", error_rate=rate)
 
 
 def manifest(directory: Path) -> Path:

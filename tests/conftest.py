@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from control_plane_plugin import unavailable
 from ingestion_sandbox.servers.control_plane import control_plane_bin_dir
 from ingestion_sandbox.servers.services import (
     EmbeddingsServer,
@@ -34,13 +35,6 @@ KUBECTL_HINT = "build kubectl with the control plane: bash hack/control-plane/bu
 _CONTROL_PLANE_BIN = control_plane_bin_dir()
 if (_CONTROL_PLANE_BIN / "kubectl").is_file():
     os.environ["PATH"] = f"{_CONTROL_PLANE_BIN}{os.pathsep}{os.environ.get('PATH', '')}"
-
-
-def unavailable(exc: ServiceUnavailable) -> None:
-    """Skip the test, or fail it on CI, with the install hint."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{exc} (CI=true: a missing server fails instead of skipping)", pytrace=False)
-    pytest.skip(str(exc))
 
 
 type Server = (
@@ -96,7 +90,10 @@ def embeddings_server() -> Iterator[EmbeddingsServer]:
 
 @pytest.fixture(scope="session")
 def kube_emulator() -> Iterator[KubeEmulator]:
-    """Kubernetes API emulator at `.url`, built-in kinds loaded."""
+    """Kubernetes API emulator at `.url`, built-in kinds loaded. Only the emulator's own
+    tests use it (tests/integration/test_local_services.py): it is `make demo`'s fallback on
+    a machine without the control-plane binaries; every other test runs on the real API
+    server (control_plane_plugin.py)."""
     yield from running(KubeEmulator)
 
 

@@ -21,8 +21,9 @@ from ingestion_sandbox.servers.common import ServiceUnavailable
 from ingestion_sandbox.servers.control_plane import ControlPlane
 
 
-def _unavailable(exc: ServiceUnavailable) -> None:
-    """Skip the test, or fail it on CI, with the build hint (mirrors conftest.unavailable)."""
+def unavailable(exc: ServiceUnavailable) -> None:
+    """Skip the test, or fail it on CI, with the server's install hint (every fixture of a
+    real server calls this: conftest.py, the what-if history)."""
     if os.environ.get("CI") == "true":
         pytest.fail(f"{exc} (CI=true: a missing server fails instead of skipping)", pytrace=False)
     pytest.skip(str(exc))
@@ -34,7 +35,7 @@ def control_plane() -> Iterator[ControlPlane]:
     try:
         plane = ControlPlane()
     except ServiceUnavailable as exc:
-        _unavailable(exc)
+        unavailable(exc)
         raise  # unreachable: skip/fail raise
     with plane:
         yield plane

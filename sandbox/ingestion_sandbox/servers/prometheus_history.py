@@ -38,6 +38,17 @@ def _constant(value: float) -> AtTime:
     return lambda _: value
 
 
+def climbing_error_rate(incident_at: int) -> AtTime:
+    """1% errors until `incident_at` (unix seconds), then 0.45 points more each minute up
+    to 10%: the incident the what-if tests and README's example replay."""
+
+    def rate(t: int) -> float:
+        minutes = (t - incident_at) / 60
+        return 0.01 if minutes < 0 else min(0.10, 0.01 + 0.0045 * minutes)
+
+    return rate
+
+
 @dataclass
 class ContractHistory:
     """The contract's series from `start` to `end` (unix seconds), one scrape every

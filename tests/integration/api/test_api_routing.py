@@ -37,28 +37,27 @@ async def test_documents_split_as_the_hash_says(
 
 
 async def test_configmap_change_reroutes_the_next_request_on_two_replicas(
-    start_api: Any, kube_emulator: Any, kubeconfig: Any, s3: Any, bucket: str
+    start_api: Any, control_plane: Any, kube_namespace: str, s3: Any, bucket: str
 ):
+    """On the real API server (its watches), as the operator and the API meet in a cluster."""
     # given a routing ConfigMap at 0% and two API replicas watching it
     from kubernetes import client, config
 
-    name = f"routing-{time.monotonic_ns()}"
-    api_client = config.new_client_from_config(config_file=str(kubeconfig))
+    name, ns, kubeconfig = "routing", kube_namespace, str(control_plane.kubeconfig)
+    api_client = config.new_client_from_config(config_file=kubeconfig)
     core = client.CoreV1Api(api_client)
     core.create_namespaced_config_map(
-        "default", {"metadata": {"name": name}, "data": {"temporalPercentage": "0"}}
+        ns, {"metadata": {"name": name}, "data": {"temporalPercentage": "0"}}
     )
 
     def source() -> ConfigMapRoutingSource:
-        return ConfigMapRoutingSource(
-            "default", name, "temporalPercentage", str(kubeconfig), RoutingConfig()
-        )
+        return ConfigMapRoutingSource(ns, name, "temporalPercentage", kubeconfig, RoutingConfig())
 
     replicas = [await start_api(source()), await start_api(source())]
     document = "moves-to-temporal"
     put_text_documents(s3, bucket, [document])
     # when the operator writes 100%
-    core.patch_namespaced_config_map(name, "default", {"data": {"temporalPercentage": "100"}})
+    core.patch_namespaced_config_map(name, ns, {"data": {"temporalPercentage": "100"}})
     written = time.monotonic()
     # then within a second the next request on each replica goes to Temporal
     for replica in replicas:
@@ -69,7 +68,7 @@ async def test_configmap_change_reroutes_the_next_request_on_two_replicas(
         assert (await replica.ingest(document, f"documents/crm/{document}"))["path"] == "temporal"
         await replica.service.drain()
     # and a malformed value keeps the last good percentage
-    core.patch_namespaced_config_map(name, "default", {"data": {"temporalPercentage": "lots"}})
+    core.patch_namespaced_config_map(name, ns, {"data": {"temporalPercentage": "lots"}})
     await asyncio.sleep(0.5)
     assert [r.service.routing.current.percentage for r in replicas] == [100, 100]
     status, metrics = await replicas[0].get("/metrics")
