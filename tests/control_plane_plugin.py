@@ -23,7 +23,7 @@ from ingestion_sandbox.servers.control_plane import ControlPlane
 
 def unavailable(exc: ServiceUnavailable) -> None:
     """Skip the test, or fail it on CI, with the server's install hint (every fixture of a
-    real server calls this: conftest.py, the what-if history)."""
+    real server outside conftest.py calls this; conftest.unavailable is the same)."""
     if os.environ.get("CI") == "true":
         pytest.fail(f"{exc} (CI=true: a missing server fails instead of skipping)", pytrace=False)
     pytest.skip(str(exc))

@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 import yaml
-from control_plane_plugin import _unavailable as unavailable
+from control_plane_plugin import unavailable
 from ingestion_sandbox.servers.common import ServiceUnavailable
 from ingestion_sandbox.servers.contract_metrics import ContractTraffic
 from ingestion_sandbox.servers.control_plane import ControlPlane
