@@ -105,8 +105,9 @@ class Use:
 # --------------------------------------------------------------------------- modules
 
 
+@functools.cache
 def module_files() -> dict[str, Path]:
-    """Every project module: dotted name -> file."""
+    """Every project module: dotted name -> file (read-only: cached for the whole scan)."""
     modules: dict[str, Path] = {}
     for root in SOURCE_ROOTS:
         for path in root.rglob("*.py"):
