@@ -213,13 +213,21 @@ def upload(s3: S3ProcessServer, bucket: str) -> None:
             client.put_object(Bucket=bucket, Key=key, Body=body, ContentType="text/plain")
 
 
-def start_worker(settings: WorkerSettings) -> subprocess.Popen[bytes]:
+def start_worker(
+    settings: WorkerSettings, activity_times: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """The worker process; with `activity_times`, the one that also records when each
+    activity runs in it (bench/_timed_worker.py, for bench/workflow_profile.py)."""
     env = dict(os.environ)
     for name, value in vars(settings).items():
         if value is not None:
             env[WorkerSettings.__dataclass_fields__[name].metadata["env"]] = str(value)
+    command = [sys.executable, "-m", "ingestion_worker.worker"]
+    if activity_times is not None:
+        env["ACTIVITY_TIMES"] = str(activity_times)
+        command = [sys.executable, str(Path(__file__).with_name("_timed_worker.py"))]
     return subprocess.Popen(
-        [sys.executable, "-m", "ingestion_worker.worker"],
+        command,
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -229,9 +237,10 @@ def start_worker(settings: WorkerSettings) -> subprocess.Popen[bytes]:
 
 @contextlib.asynccontextmanager
 async def worker_for(
-    settings: WorkerSettings, client: Client, colocated: bool
+    settings: WorkerSettings, client: Client, colocated: bool, activity_times: Path | None = None
 ) -> AsyncIterator[int]:
-    """A worker process (its pid), or a worker in this process sharing the client."""
+    """A worker process (its pid), or a worker in this process sharing the client; with
+    `activity_times`, the process records when each activity runs in it (start_worker)."""
     if colocated:
         pipeline = build_pipeline(settings)
         with ThreadPoolExecutor(settings.max_concurrent_activities) as executor:
@@ -239,7 +248,7 @@ async def worker_for(
                 yield os.getpid()
         pipeline.close()
         return
-    process = start_worker(settings)
+    process = start_worker(settings, activity_times)
     try:
         yield process.pid
     finally:
@@ -286,7 +295,12 @@ async def one_run(run: int, args: argparse.Namespace) -> dict[str, Figures]:
                 if size.replace(" ", "") not in args.sizes.split(","):
                     continue
                 plan = Plan.for_size(length, args.documents, args.concurrency)
-                results[size] = await measure_size(rig, size, plan)
+                try:
+                    results[size] = await measure_size(rig, size, plan)
+                except Exception:  # a server died: say which, with its last words
+                    for server in (temporal, s3, graph):
+                        print(f"--- {server.name}: {server.log_tail(20)}", file=sys.stderr)
+                    raise
                 print(f"run {run + 1}, {size}: {headline(results[size])}", flush=True)
         legacy.close()
     return results

@@ -16,7 +16,20 @@ splits its wall time into the segments the server recorded:
     closed -> client has result      the result's long poll returning
 
 next to the same steps' times on the legacy path (the steps' own timings, which both paths
-report). Never a test: it prints numbers.
+report). With the worker in a process of its own (the default), that process also records
+when each activity's code starts and ends on its clock (bench/_timed_worker.py, the same
+machine's clock as the server's), which splits the two activities' segments further:
+
+    task 1 running -> inline code starts    the activation, the local activity scheduled
+                                            and handed to a thread of the worker
+    inline code                             download, parse, entities, embed
+    inline code ends -> task 1 done         the result back through the SDK, write_graph
+                                            scheduled, the task completed on the server
+    task 1 done -> write code starts        the eager activity handed to a thread
+    write code                              the graph write
+    write code ends -> write done           the completion recorded on the server
+
+Never a test: it prints numbers.
 
     .venv/bin/python bench/workflow_profile.py [--documents 40] [--colocated]
 """
@@ -25,12 +38,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import statistics
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
+from pathlib import Path
 
 from _stats import percentile, settings_for
 from ingestion_worker.client import start_ingestion
@@ -40,6 +56,15 @@ from ingestion_worker.pipeline import build_pipeline
 from pipeline_bench import servers, upload, worker_for
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHistory
+
+WORKER_SEGMENTS = (
+    "task 1 running -> inline code starts",
+    "inline code",
+    "inline code ends -> task 1 done",
+    "task 1 done -> write code starts",
+    "write code",
+    "write code ends -> write done",
+)
 
 SEGMENTS = (
     "start call -> started",
@@ -84,6 +109,34 @@ def segments(history: WorkflowHistory, called: float, returned: float) -> dict[s
     return {name: b - a for name, a, b in zip(SEGMENTS, marks[:-1], marks[1:], strict=True)}
 
 
+def worker_segments(history: WorkflowHistory, ran: dict[str, dict[str, float]]) -> dict[str, float]:
+    """The activities' segments split at the worker's own times (`ran`: activity type ->
+    {"began", "ended"} for this workflow); none when the worker did not record them."""
+    inline, write = ran.get("run_inline_steps"), ran.get("write_graph")
+    if inline is None or write is None:
+        return {}
+    t = event_times(history)
+    marks = [
+        t["WORKFLOW_TASK_STARTED"][0],
+        inline["began"],
+        inline["ended"],
+        t["WORKFLOW_TASK_COMPLETED"][0],
+        write["began"],
+        write["ended"],
+        t["ACTIVITY_TASK_COMPLETED"][0],
+    ]
+    pairs = zip(WORKER_SEGMENTS, marks[:-1], marks[1:], strict=True)
+    return {name: b - a for name, a, b in pairs}
+
+
+def activity_times(path: Path, workflow_id: str) -> dict[str, dict[str, float]]:
+    """What the timed worker recorded for one workflow (bench/_timed_worker.py)."""
+    if not path.exists():
+        return {}
+    rows = (json.loads(line) for line in path.read_text().splitlines() if line)
+    return {row["activity"]: row for row in rows if row["workflow_id"] == workflow_id}
+
+
 def step_seconds(result: IngestDocumentResult) -> dict[str, float]:
     return {timing.step: timing.seconds for timing in result.timings}
 
@@ -100,7 +153,8 @@ async def profile(args: argparse.Namespace) -> None:
         print("servers up", flush=True)
         client = await Client.connect(temporal.address)
         legacy = build_pipeline(replace(settings, neo4j_database="legacy"))
-        async with worker_for(settings, client, args.colocated):
+        times = Path(tempfile.mkdtemp(prefix="profile-")) / "activity-times.jsonl"
+        async with worker_for(settings, client, args.colocated, times):
             rows, legacy_rows = [], []
             temporal_totals, legacy_totals = [], []
             for i in range(args.documents + 5):  # the first 5 warm connections and parsers
@@ -118,7 +172,9 @@ async def profile(args: argparse.Namespace) -> None:
                 legacy_total = time.perf_counter() - began
                 if i < 5:
                     continue
-                rows.append(segments(history, called, returned) | step_seconds(result))
+                ran = activity_times(times, handle.id)
+                split = worker_segments(history, ran)
+                rows.append(segments(history, called, returned) | split | step_seconds(result))
                 legacy_rows.append(step_seconds(legacy_result))
                 temporal_totals.append(returned - called)
                 legacy_totals.append(legacy_total)
@@ -138,6 +194,10 @@ def report(
     print(f"{'segment of a Temporal-path document':<34}{'ms':>8}")
     for name in SEGMENTS:
         print(f"{name:<34}{median_ms(rows, name)}")
+    if any(WORKER_SEGMENTS[0] in row for row in rows):
+        print(f"\n{'split at the worker clock':<40}{'ms':>8}")
+        for name in WORKER_SEGMENTS:
+            print(f"{name:<40}{median_ms(rows, name)}")
     print(f"\n{'step (its own timing)':<34}{'temporal':>8}{'legacy':>9}")
     for step in ("download", "parse", "extract_entities", "embed", "write_graph"):
         print(f"{step:<34}{median_ms(rows, step)} {median_ms(legacy_rows, step)}")

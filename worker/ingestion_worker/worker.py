@@ -17,13 +17,14 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from ingestion_contract.process import exit_now
 from prometheus_client import start_http_server
 from temporalio.client import Client
-from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+from temporalio.worker import Interceptor, UnsandboxedWorkflowRunner, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from ingestion_worker.activities import IngestionActivities
@@ -38,11 +39,17 @@ log = logging.getLogger("ingestion_worker")
 
 
 def build_worker(
-    client: Client, settings: WorkerSettings, pipeline: Pipeline, executor: ThreadPoolExecutor
+    client: Client,
+    settings: WorkerSettings,
+    pipeline: Pipeline,
+    executor: ThreadPoolExecutor,
+    interceptors: Sequence[Interceptor] = (),
 ) -> Worker:
-    """A Worker for the ingestion task queue, activities bound to `pipeline`'s clients."""
+    """A Worker for the ingestion task queue, activities bound to `pipeline`'s clients
+    (`interceptors`: for tools that observe it, e.g. bench/workflow_profile.py)."""
     activities = IngestionActivities(pipeline)
     faults = fault_source(settings)
+    chain = [*interceptors, *([] if faults is None else [FaultInterceptor(faults)])]
     return Worker(
         client,
         task_queue=settings.task_queue,
@@ -53,7 +60,7 @@ def build_worker(
         max_concurrent_local_activities=settings.max_concurrent_activities,
         max_concurrent_workflow_tasks=settings.max_concurrent_workflow_tasks,
         graceful_shutdown_timeout=timedelta(seconds=settings.graceful_shutdown_seconds),
-        interceptors=[FaultInterceptor(faults)] if faults is not None else [],
+        interceptors=chain,
         workflow_runner=workflow_runner(settings),
     )
 
@@ -76,7 +83,7 @@ async def refresh_backlog(client: Client, task_queue: str, every: float) -> None
         await asyncio.sleep(every)
 
 
-async def run(settings: WorkerSettings) -> None:
+async def run(settings: WorkerSettings, interceptors: Sequence[Interceptor] = ()) -> None:
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr=settings.metrics_host)
     client = await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)
@@ -86,7 +93,7 @@ async def run(settings: WorkerSettings) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     with ThreadPoolExecutor(max_workers=settings.max_concurrent_activities) as executor:
-        worker = build_worker(client, settings, pipeline, executor)
+        worker = build_worker(client, settings, pipeline, executor, interceptors)
         refresher = asyncio.create_task(
             refresh_backlog(client, settings.task_queue, settings.backlog_refresh_seconds)
         )
