@@ -299,7 +299,7 @@ async def one_run(run: int, args: argparse.Namespace) -> dict[str, Figures]:
                     results[size] = await measure_size(rig, size, plan)
                 except Exception:  # a server died: say which, with its last words
                     for server in (temporal, s3, graph):
-                        print(f"--- {server.name}: {server.log_tail(20)}", file=sys.stderr)
+                        print(f"--- {server.name}: {server.log_tail(150)}", file=sys.stderr)
                     raise
                 print(f"run {run + 1}, {size}: {headline(results[size])}", flush=True)
         legacy.close()

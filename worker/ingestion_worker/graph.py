@@ -9,14 +9,6 @@ servers do not roll back a failed transaction, every statement converges when
 re-run: writing the same document twice leaves the same graph, and a retry after
 a half-done write repairs it.
 
-Every MERGE matches on a key (Document.uid, Chunk.uid, Entity.value) that the writer
-indexes before its first write: without the index each MERGE scans its whole label, and a
-write slows down with every document already in the graph (measured with the pipeline
-benchmark: the graph database's CPU per 10 KB document fell from about 35 ms to 13 ms
-after a few hundred documents). The index is an optimisation, not a guarantee: a server
-that refuses `CREATE INDEX` (FalkorDB answers an unknown error when it already exists;
-Neo4j 5 an "equivalent schema rule" error) still gets correct, slower writes.
-
 `max_message_bytes` bounds the size of one Bolt request. Neo4j needs no bound
 (0); FalkorDB's Bolt port crashes on requests over 4 KiB, so against it rows are
 batched under the bound and an oversized chunk is written in pieces.
@@ -25,7 +17,6 @@ batched under the bound and an oversized chunk is written in pieces.
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -37,13 +28,7 @@ from ingestion_worker.entities import Entity
 from ingestion_worker.errors import GraphUnavailableError, GraphWriteError
 from ingestion_worker.metrics import DB_CONNECTION_ERRORS
 
-log = logging.getLogger(__name__)
-
 _MAX_ROWS = 200
-
-#: (label, property) of every key a MERGE matches on. Portable syntax: no name, no IF NOT
-#: EXISTS (FalkorDB accepts neither), so creating an existing index is refused.
-_INDEXES = (("Document", "uid"), ("Chunk", "uid"), ("Entity", "value"))
 
 _UPSERT_DOCUMENT = """
 MERGE (d:Document {uid: $uid})
@@ -143,8 +128,6 @@ class GraphWriter:
         self._label = metric_label
         self._owns_driver = owns_driver
         self._max_message = max_message_bytes
-        #: Set once this writer has asked for the indexes (per writer: per database).
-        self._indexed = False
 
     @classmethod
     def connect(
@@ -199,7 +182,6 @@ class GraphWriter:
         entities: list[Entity],
     ) -> None:
         """Upsert the document, its chunks and mentions."""
-        self.ensure_indexes()
         uid = document_uid(source, document_id)
         self._run(
             _UPSERT_DOCUMENT,
@@ -218,18 +200,6 @@ class GraphWriter:
         for batch in _batches(rows, self._budget):
             self._run(_UPSERT_MENTIONS, {"uid": uid, "rows": batch, "content_hash": content_hash})
         self._run(_DROP_STALE_MENTIONS, {"uid": uid, "content_hash": content_hash})
-
-    def ensure_indexes(self) -> None:
-        """Index the MERGE keys, once per writer; an unreachable server raises (the write
-        that asked is retried like any other), a refused index is only logged."""
-        if self._indexed:
-            return
-        for label, prop in _INDEXES:
-            try:
-                self._run(f"CREATE INDEX FOR (n:{label}) ON (n.{prop})", {})
-            except GraphWriteError as exc:  # already there, or not supported
-                log.debug("index on %s.%s not created: %s", label, prop, exc)
-        self._indexed = True
 
     def _write_chunks(self, uid: str, chunks: list[ChunkRecord]) -> None:
         rows = [
