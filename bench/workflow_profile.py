@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import statistics
@@ -129,12 +130,15 @@ def worker_segments(history: WorkflowHistory, ran: dict[str, dict[str, float]]) 
     return {name: b - a for name, a, b in pairs}
 
 
-def activity_times(path: Path, workflow_id: str) -> dict[str, dict[str, float]]:
-    """What the timed worker recorded for one workflow (bench/_timed_worker.py)."""
-    if not path.exists():
-        return {}
-    rows = (json.loads(line) for line in path.read_text().splitlines() if line)
-    return {row["activity"]: row for row in rows if row["workflow_id"] == workflow_id}
+def activity_times(path: Path) -> dict[str, dict[str, dict[str, float]]]:
+    """What the timed worker recorded (bench/_timed_worker.py): workflow id -> activity type
+    -> its times; empty when the worker recorded nothing (--colocated)."""
+    ran: dict[str, dict[str, dict[str, float]]] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            row = json.loads(line)
+            ran.setdefault(row["workflow_id"], {})[row["activity"]] = row
+    return ran
 
 
 def step_seconds(result: IngestDocumentResult) -> dict[str, float]:
@@ -147,16 +151,19 @@ def median_ms(rows: Sequence[dict[str, float]], name: str) -> str:
 
 
 async def profile(args: argparse.Namespace) -> None:
-    with servers(server_defaults=False) as (temporal, s3, graph):
+    with contextlib.ExitStack() as stack:
+        temporal, s3, graph = stack.enter_context(servers(server_defaults=False))
         settings = settings_for(temporal, s3, graph)
         upload(s3, settings.documents_bucket)
         print("servers up", flush=True)
         client = await Client.connect(temporal.address)
         legacy = build_pipeline(replace(settings, neo4j_database="legacy"))
-        times = Path(tempfile.mkdtemp(prefix="profile-")) / "activity-times.jsonl"
+        scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="profile-"))
+        times = Path(scratch) / "activity-times.jsonl"
+        runs = []  # (workflow id, history, called, returned, result), read once the worker is done
+        rows, legacy_rows = [], []
+        temporal_totals, legacy_totals = [], []
         async with worker_for(settings, client, args.colocated, times):
-            rows, legacy_rows = [], []
-            temporal_totals, legacy_totals = [], []
             for i in range(args.documents + 5):  # the first 5 warm connections and parsers
                 key = f"documents/bench/10KB-{i % 40}"
                 request = IngestDocumentInput(f"profile-{time.time_ns()}", "bench", key=key)
@@ -172,13 +179,15 @@ async def profile(args: argparse.Namespace) -> None:
                 legacy_total = time.perf_counter() - began
                 if i < 5:
                     continue
-                ran = activity_times(times, handle.id)
-                split = worker_segments(history, ran)
-                rows.append(segments(history, called, returned) | split | step_seconds(result))
+                runs.append((handle.id, history, called, returned, result))
                 legacy_rows.append(step_seconds(legacy_result))
                 temporal_totals.append(returned - called)
                 legacy_totals.append(legacy_total)
         legacy.close()
+        ran = activity_times(times)
+        for workflow_id, history, called, returned, result in runs:
+            split = worker_segments(history, ran.get(workflow_id, {}))
+            rows.append(segments(history, called, returned) | split | step_seconds(result))
     report(rows, legacy_rows, temporal_totals, legacy_totals, args)
 
 
