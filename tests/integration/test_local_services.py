@@ -2,6 +2,10 @@
 
 These are the foundations the worker, operator and sandbox tests stand on: if one
 of these fails, the failure is in the local server, not in the code under test.
+
+The Kubernetes API emulator's tests (the section at the end) are the one place that uses
+it, and they cannot use the real API server instead: what they test is the emulator itself,
+which `make demo` falls back to on a machine without the control-plane binaries.
 """
 
 from __future__ import annotations
