@@ -1,9 +1,10 @@
 """What the benchmarks share: percentiles, spreads over runs, CPU time of processes from /proc,
-and worker settings for the local servers."""
+worker settings for the local servers, and what a crashed server said."""
 
 from __future__ import annotations
 
 import os
+import re
 import statistics
 import uuid
 from collections.abc import Mapping
@@ -11,10 +12,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from ingestion_sandbox.servers.common import ProcessService
 from ingestion_sandbox.servers.services import FalkorDBServer, TemporalDevServer
 from ingestion_worker.settings import WorkerSettings
 
 _TICKS = os.sysconf("SC_CLK_TCK")
+_CRASH_LINE = re.compile(r"crashed by signal|ssertion|ASSERTION")
+_NAMED_FRAME = re.compile(r"falkordb\.so\([A-Za-z_]")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -61,3 +65,14 @@ def settings_for(
         metrics_port=0,
     )
     return replace(base, **overrides)
+
+
+def crash_lines(server: ProcessService, frames: int = 8) -> list[str]:
+    """The crash and assertion lines of a server's whole log, then the named FalkorDB frames
+    of its stack traces: a Redis bug report puts hundreds of lines of memory test and INFO
+    after them, so a log's tail never shows them."""
+    log = server.log_path.read_text(errors="replace") if server.log_path else ""
+    lines = log.splitlines()
+    found = [line for line in lines if _CRASH_LINE.search(line)]
+    named = dict.fromkeys(line.strip() for line in lines if _NAMED_FRAME.search(line))
+    return found + list(named)[:frames]

@@ -16,17 +16,15 @@ from __future__ import annotations
 import argparse
 import logging
 import random
-import re
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from _stats import crash_lines
 from ingestion_sandbox.servers.services import FalkorDBServer
 from ingestion_worker.entities import Entity
 from ingestion_worker.graph import ChunkRecord, GraphWriter
 
-CRASH_LINE = re.compile(r"crashed by signal|ssertion|ASSERTION")
-NAMED_FRAME = re.compile(r"falkordb\.so\([A-Za-z_]")
 MAX_MESSAGE_BYTES = 4000  # as the rig: FalkorDB's Bolt port crashes on larger requests
 
 
@@ -36,12 +34,18 @@ class Trial:
     errors: int = 0
     survived: bool = True
     last_words: str = ""
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def count(self, documents: int, errors: int) -> None:
+        with self.lock:
+            self.documents += documents
+            self.errors += errors
 
 
 def write_until(writer: GraphWriter, thread: int, deadline: float, trial: Trial) -> None:
     """Write 10 KB-like documents (3 chunks, 10 entity mentions) until the deadline."""
     rnd = random.Random(thread)
-    index = 0
+    index = documents = errors = 0
     while time.monotonic() < deadline and trial.survived:
         chunks = [ChunkRecord(k, "x" * 1000, [rnd.random() for _ in range(256)]) for k in range(3)]
         entities = [Entity("ORG", f"org{rnd.randrange(500)}", 1) for _ in range(10)]
@@ -54,18 +58,11 @@ def write_until(writer: GraphWriter, thread: int, deadline: float, trial: Trial)
                 chunks=chunks,
                 entities=entities,
             )
-            trial.documents += 1
+            documents += 1
         except Exception:  # counted; the server's state decides the trial
-            trial.errors += 1
+            errors += 1
         index += 1
-
-
-def crash_lines(log: str, frames: int = 8) -> list[str]:
-    """The crash line and the named FalkorDB frames of a Redis bug report's stack traces."""
-    lines = log.splitlines()
-    found = [line for line in lines if CRASH_LINE.search(line)]
-    named = [line.strip() for line in lines if NAMED_FRAME.search(line)]
-    return found + list(dict.fromkeys(named))[:frames]
+    trial.count(documents, errors)
 
 
 def one_trial(threads: int, seconds: float) -> Trial:
@@ -88,8 +85,7 @@ def one_trial(threads: int, seconds: float) -> Trial:
             time.sleep(0.5)
         trial.survived = server.running
         if not trial.survived:
-            log = server.log_path.read_text(errors="replace") if server.log_path else ""
-            trial.last_words = "\n  ".join(crash_lines(log))
+            trial.last_words = "\n  ".join(crash_lines(server))
     return trial
 
 

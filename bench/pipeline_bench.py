@@ -41,7 +41,6 @@ import asyncio
 import contextlib
 import json
 import os
-import re
 import subprocess
 import sys
 import time
@@ -54,8 +53,8 @@ from typing import Any
 
 import boto3
 import neo4j
-from _stats import CpuMeter, percentile, settings_for, spread
-from ingestion_sandbox.servers.common import ProcessService, die_with_parent_hook
+from _stats import CpuMeter, crash_lines, percentile, settings_for, spread
+from ingestion_sandbox.servers.common import die_with_parent_hook
 from ingestion_sandbox.servers.services import FalkorDBServer, S3ProcessServer, TemporalDevServer
 from ingestion_worker.client import start_ingestion
 from ingestion_worker.legacy import ingest_legacy
@@ -67,7 +66,6 @@ from temporalio.client import Client
 
 PATHS = ("legacy", "temporal")
 SIZES = {"2 KB": 2_000, "10 KB": 10_000, "1 MB": 1_000_000}
-CRASH_LINE = re.compile(r"crashed by signal|ssertion|ASSERTION")
 OBJECTS = 40  # distinct S3 objects per size, read in turn
 WORDS = "invoice INV-2024-0001 for order ORD-12345 sent to jane@example.com on 2024-01-31"
 
@@ -225,14 +223,6 @@ def clear_graphs(driver: neo4j.Driver) -> int:
     return held
 
 
-def last_words(server: ProcessService) -> str:
-    """A server's crash lines from its whole log (a crash report runs to hundreds of lines
-    of memory test and INFO after them), then its last lines."""
-    log = server.log_path.read_text(errors="replace") if server.log_path else ""
-    crash = [line for line in log.splitlines() if CRASH_LINE.search(line)]
-    return "\n".join([*crash[:10], server.log_tail(40)])
-
-
 class ServerDied(RuntimeError):
     """A server of the run exited while it was being measured."""
 
@@ -338,7 +328,8 @@ async def one_run(run: int, args: argparse.Namespace) -> dict[str, Figures]:
                 except Exception as exc:  # a server died? say which, with its last words
                     dead = [s for s in (temporal, s3, graph) if not s.running]
                     for server in dead or (temporal, s3, graph):
-                        print(f"--- {server.name}: {last_words(server)}", file=sys.stderr)
+                        last_words = "\n".join([*crash_lines(server), server.log_tail(40)])
+                        print(f"--- {server.name}: {last_words}", file=sys.stderr)
                     if dead:
                         names = ", ".join(s.name for s in dead)
                         raise ServerDied(f"{names} died during {size}") from exc
@@ -363,14 +354,12 @@ REPEATS = 2  # FalkorDB died in 3 of 6 run attempts of one `make bench` (README)
 
 def measured_run(run: int, args: argparse.Namespace) -> dict[str, Figures]:
     """One run; repeated on new servers (at most REPEATS times) if a server died, and said so."""
-    for attempt in range(REPEATS + 1):
+    for _ in range(REPEATS):
         try:
             return asyncio.run(one_run(run, args))
         except ServerDied as died:
-            if attempt == REPEATS:
-                raise
             print(f"run {run + 1}: {died}; repeating the run on new servers", flush=True)
-    raise AssertionError("unreachable")
+    return asyncio.run(one_run(run, args))
 
 
 def summarize(runs: list[dict[str, Figures]]) -> dict[str, dict[str, dict[str, list[float]]]]:
